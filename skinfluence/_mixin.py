@@ -1,0 +1,477 @@
+"""InfluenceMixin: the one place where loss, features, penalty and solver meet.
+
+An estimator opts in by inheriting from :class:`InfluenceMixin` (before its
+scikit-learn base class) and implementing:
+
+``_influence_model()``
+    returns an :class:`InfluenceModel` describing its fitted objective: per-sample
+    loss, feature map, fitted coefficients and intercept, and the L2 penalty.
+``fit``
+    calls ``self._remember_training_data(X, y_index_or_targets, s)`` after fitting,
+    with the validated training inputs, the encoded targets and the effective
+    sample weights ``s_i = sample_weight_i * class_weight[y_i]``.
+
+Optionally ``_influence_targets(y)`` (how to encode test targets; the default
+handles classifiers through ``classes_``).
+
+Everything else -- derivatives, Hessian, solves, chunking, the influence
+quantities and their validation -- lives here. Conventions are those of
+``DESIGN.md`` section 2: the empirical risk is
+``R(theta) = (1/n) sum_i s_i l_i(theta) + 1/(2 C n) ||W||^2`` and
+``H = grad^2 R(theta_hat) + damping * I``.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .curvature import (
+    augment,
+    directional_gradients,
+    hessian,
+    objective_gradient,
+    output_derivatives,
+    row_chunks,
+    sample_gradients,
+)
+from .exceptions import StationarityWarning
+from .solvers import DirectSolver
+
+__all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
+
+#: ``stationarity().ratio`` above which influence is considered distorted.
+STATIONARITY_RATIO_WARN = 0.1
+
+
+@dataclass
+class InfluenceModel:
+    """What an estimator tells the mixin about its fitted objective.
+
+    The objective is ``C * sum_i s_i loss(y_i, f_i) + 1/2 ||W||^2
+    + 1/2 * intercept_penalty * ||b||^2`` with ``f = features(x) W^T + b``.
+
+    Attributes
+    ----------
+    loss : Loss
+    features : feature map with ``transform(X)``
+    coef : ndarray of shape (K, d)
+    intercept : ndarray of shape (K,) or None
+        ``None`` when the model has no intercept parameter.
+    C : float
+        Inverse regularisation strength; ``np.inf`` for no penalty.
+    intercept_penalty : float
+        L2 weight on the intercept relative to ``W`` (0: unpenalised).
+    """
+
+    loss: object
+    features: object
+    coef: np.ndarray
+    intercept: object
+    C: float
+    intercept_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class StationarityReport:
+    """How close the fitted parameters are to the optimum of the objective.
+
+    Attributes
+    ----------
+    gradient_norm : float
+        ``||grad R(theta_hat)||``, with ``R`` the objective on the paper's scale.
+    newton_step_norm : float
+        ``||H^{-1} grad R(theta_hat)||``: the estimated distance from
+        ``theta_hat`` to the exact optimum.
+    removal_step_norm : float
+        The median over (up to 200) training points of ``(s_i/n) ||H^{-1}
+        grad l_i||``: how far removing one training point moves the parameters.
+    ratio : float
+        ``newton_step_norm / removal_step_norm``. Influence predicts parameter
+        changes of size ``removal_step_norm``; when the optimisation error is a
+        sizeable fraction of that (``ratio > 0.1``) influence is distorted and a
+        :class:`~skinfluence.StationarityWarning` is issued.
+    """
+
+    gradient_norm: float
+    newton_step_norm: float
+    removal_step_norm: float
+    ratio: float
+
+    @property
+    def is_stationary(self):
+        """True when ``ratio <= 0.1``."""
+        return bool(self.ratio <= STATIONARITY_RATIO_WARN)
+
+
+class _InfluenceState:
+    """Everything derived once per fit (and per influence setting)."""
+
+    def __init__(self, est):
+        model = est._influence_model()
+        X, Y, s = est._fit_X, est._fit_Y, est._fit_s
+        n = X.shape[0]
+        self.model = model
+        self.intercept = model.intercept is not None
+        self.K, self.d = model.coef.shape
+        self.D = self.d + int(self.intercept)
+        self.P = self.K * self.D
+        self.n = n
+        self.s = s
+        Theta = model.coef
+        if self.intercept:
+            Theta = np.hstack([model.coef, np.asarray(model.intercept)[:, None]])
+        self.Theta = Theta
+
+        # external order (coef_.ravel(), intercept_) -> internal (K, D) layout
+        idx = np.arange(self.P).reshape(self.K, self.D)
+        perm = [idx[:, : self.d].ravel()]
+        if self.intercept:
+            perm.append(idx[:, self.d])
+        self.perm = np.concatenate(perm)
+
+        F = est._outputs(model, X)
+        self.G, A = output_derivatives(model.loss, Y, F)
+        pen = self.penalty_diagonal(model, n)
+        H = hessian(model.features, X, A, s, n, self.intercept, pen)
+        del A
+        self.H = H  # undamped, unaugmented: reported by ``hessian()``
+        damping = float(getattr(est, "damping", 0.0))
+
+        # Directions along which the objective is flat by construction
+        # (softmax shift invariance): every gradient is orthogonal to them, so we
+        # solve on their complement by adding c N N^T (DESIGN.md section 2).
+        N = self.null_directions(model, pen)
+        Hs = H.copy()
+        if damping > 0:
+            Hs[np.diag_indices_from(Hs)] += damping
+        if N is not None:
+            scale = max(float(np.mean(np.diag(Hs))), np.finfo(float).tiny)
+            Hs += scale * (N @ N.T)
+        self.N = N
+        self.solver = DirectSolver(Hs)
+        self.grad = objective_gradient(
+            model.features.transform(X), self.G, s, n, self.intercept, pen, Theta
+        ).ravel()
+        self.stationarity = self._stationarity(est)
+
+    @staticmethod
+    def penalty_diagonal(model, n):
+        K, d = model.coef.shape
+        if np.isinf(model.C):
+            lam = 0.0
+        else:
+            lam = 1.0 / (model.C * n)
+        per_row = np.full(d, lam)
+        if model.intercept is not None:
+            per_row = np.append(per_row, lam * model.intercept_penalty)
+        return np.tile(per_row, K)
+
+    def null_directions(self, model, pen):
+        """Orthonormal basis (P, r) of the directions the objective ignores."""
+        if not (model.loss.shift_invariant and self.K > 1):
+            return None
+        cols = []
+        for j in range(self.D):
+            # adding one constant to column j of every class's parameters
+            if np.all(pen.reshape(self.K, self.D)[:, j] == 0):
+                v = np.zeros((self.K, self.D))
+                v[:, j] = 1.0 / np.sqrt(self.K)
+                cols.append(v.ravel())
+        return np.array(cols).T if cols else None
+
+    def _stationarity(self, est):
+        step = self.solver.solve(self.grad)
+        n = self.n
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(n, size=min(n, 200), replace=False))
+        Phi = self.model.features.transform(est._fit_X[idx])
+        Gi = sample_gradients(Phi, self.G[idx], self.intercept)
+        steps = np.linalg.norm(self.solver.solve(Gi.T), axis=0) * self.s[idx] / n
+        steps = steps[steps > 0]
+        removal = float(np.median(steps)) if steps.size else 0.0
+        step_norm = float(np.linalg.norm(step))
+        ratio = step_norm / removal if removal > 0 else (0.0 if step_norm == 0 else np.inf)
+        return StationarityReport(
+            gradient_norm=float(np.linalg.norm(self.grad)),
+            newton_step_norm=step_norm,
+            removal_step_norm=removal,
+            ratio=float(ratio),
+        )
+
+
+class InfluenceMixin:
+    """Influence functions (Koh & Liang, 2017) for a fitted convex estimator.
+
+    Adds :meth:`influence_on_loss`, :meth:`self_influence`,
+    :meth:`influence_on_params`, :meth:`stationarity`, :meth:`hessian` and
+    :meth:`loss_gradients` to an estimator that describes its objective through
+    ``_influence_model()``; see the module docstring for the contract.
+
+    All quantities refer to the empirical risk
+    ``R(theta) = (1/n) sum_i s_i l(z_i, theta) + 1/(2 C n) ||W||^2``
+    (scikit-learn's objective divided by ``C n``), its Hessian
+    ``H = grad^2 R(theta_hat) + damping * I`` and the *unweighted* per-sample
+    loss ``l``. The parameter vector ``theta`` is ``coef_.ravel()`` followed by
+    ``intercept_`` (when the model fits one).
+    """
+
+    # ------------------------------------------------------------------ hooks
+    def _influence_model(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_influence_supported(self):
+        """Raise when influence is not defined for the current parameters."""
+
+    def _influence_targets(self, y):
+        """Encode targets with the fitted ``classes_``; unseen labels raise."""
+        y = column_or_1d(y, warn=True)
+        classes = self.classes_
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinity; pass the true class labels.")
+        idx = np.searchsorted(classes, y)
+        idx_clipped = np.clip(idx, 0, len(classes) - 1)
+        unseen = classes[idx_clipped] != y
+        if np.any(unseen):
+            raise ValueError(
+                f"y contains labels not seen during fit: {np.unique(y[unseen]).tolist()}"
+                f"; the model knows the classes {classes.tolist()}. Influence on the "
+                "loss needs the loss at the true label, so pass labels from classes_."
+            )
+        n_classes = len(classes)
+        return self._influence_model().loss.encode(idx_clipped, n_classes)
+
+    def _remember_training_data(self, X, Y, s):
+        """Store the validated training data; called by ``fit``."""
+        self._fit_X = X
+        self._fit_Y = Y
+        self._fit_s = np.asarray(s, dtype=np.float64)
+        self._influence_cache = {}
+
+    # -------------------------------------------------------------- internals
+    @staticmethod
+    def _outputs(model, X):
+        """Model outputs ``phi(X) W^T + b``, computed over chunks of rows."""
+        K, d = model.coef.shape
+        F = np.empty((X.shape[0], K))
+        for rows in row_chunks(X.shape[0], max(X.shape[1], d)):
+            F[rows] = np.asarray(model.features.transform(X[rows]) @ model.coef.T)
+        if model.intercept is not None:
+            F += np.asarray(model.intercept)[None, :]
+        return F
+
+    def _state(self):
+        check_is_fitted(self)
+        if not hasattr(self, "_fit_X"):
+            raise AttributeError(
+                f"This {type(self).__name__} was fitted without its training data "
+                "being stored; refit it with its own `fit` to compute influence."
+            )
+        self._check_influence_supported()
+        key = (float(getattr(self, "damping", 0.0)), getattr(self, "influence_solver", None))
+        cache = self.__dict__.setdefault("_influence_cache", {})
+        if key not in cache:
+            cache.clear()
+            state = _InfluenceState(self)
+            rep = state.stationarity
+            if not rep.is_stationary:
+                warnings.warn(
+                    f"The fitted parameters are not stationary enough for exact "
+                    f"influence: their distance to the optimum (Newton step "
+                    f"{rep.newton_step_norm:.2e}) is {rep.ratio:.2g} times the typical "
+                    f"parameter change from removing one training point "
+                    f"({rep.removal_step_norm:.2e}). Refit with a smaller `tol` (e.g. "
+                    f"tol=1e-10) and a larger `max_iter`, or solver='newton-cholesky'.",
+                    StationarityWarning,
+                    stacklevel=3,
+                )
+            cache[key] = state
+        return cache[key]
+
+    def _validate_test(self, X, y):
+        X = validate_data(
+            self, X, reset=False, accept_sparse="csr", dtype=np.float64
+        )
+        if y is None:
+            raise ValueError("y is required: influence on the loss needs the labels.")
+        y = np.asarray(y)
+        check_consistent_length(X, y)
+        Y = self._influence_targets(y)
+        return X, Y
+
+    def _gradients(self, state, X, Y):
+        model = state.model
+        Phi = model.features.transform(X)
+        G = output_derivatives(model.loss, Y, self._outputs(model, X), order=1)
+        return sample_gradients(Phi, G, state.intercept)
+
+    @staticmethod
+    def _check_kind(kind, allowed=("upweight", "remove")):
+        if kind not in allowed:
+            raise ValueError(f"kind must be one of {list(allowed)}; got {kind!r}.")
+
+    @staticmethod
+    def _removal_scale(state):
+        return -state.s / state.n
+
+    # ---------------------------------------------------------------- public
+    def influence_on_loss(self, X_test, y_test, *, kind="upweight"):
+        """Influence of every training point on the loss at each test point.
+
+        ``kind="upweight"`` returns the paper's
+        ``I_up,loss(z_i, z_test) = -grad l(z_test)^T H^{-1} grad l(z_i)``: the
+        derivative of the test loss with respect to the weight ``eps`` of an
+        added copy of training point ``z_i`` (objective ``R + eps * l(z_i)``).
+        A positive value means up-weighting ``z_i`` raises the test loss
+        (harmful); a negative value means it lowers it (helpful).
+
+        ``kind="remove"`` returns the first-order predicted *change* of each test
+        loss when training point ``i`` is removed (refit without it), which is
+        up-weighting with ``eps = -s_i / n``: ``-(s_i / n) * I_up,loss``.
+        Positive means removal raises the test loss (the point was helpful).
+
+        Parameters
+        ----------
+        X_test : {array-like, sparse matrix} of shape (n_test, n_features)
+        y_test : array-like of shape (n_test,)
+            True labels; the test loss is the training loss, unweighted.
+        kind : {"upweight", "remove"}, default="upweight"
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_train)
+            Rows are test points, columns training points in fit order.
+        """
+        self._check_kind(kind)
+        state = self._state()
+        X_test, Y_test = self._validate_test(X_test, y_test)
+        Gt = self._gradients(state, X_test, Y_test)
+        S = state.solver.solve(Gt.T)
+        return self._train_dot(state, S, kind)
+
+    def _train_dot(self, state, S, kind):
+        """``-grad l(z_i) . S[:, j]`` for every training point i, as (m, n)."""
+        X = self._fit_X
+        m = S.shape[1]
+        out = np.empty((m, state.n))
+        width = max(X.shape[1], state.K * m)
+        features = state.model.features
+        for rows in row_chunks(state.n, width):
+            Phi = features.transform(X[rows])
+            out[:, rows] = directional_gradients(Phi, state.G[rows], S, state.intercept)
+        np.negative(out, out=out)
+        if kind == "remove":
+            out *= self._removal_scale(state)[None, :]
+        return out
+
+    def self_influence(self, *, kind="upweight"):
+        """Influence of each training point on its own loss.
+
+        ``kind="upweight"`` returns ``I_up,loss(z_i, z_i) =
+        -grad l(z_i)^T H^{-1} grad l(z_i)``, which is ``<= 0`` (up-weighting a
+        point lowers its own loss). Large magnitudes mark points the model
+        bends towards: outliers and mislabelled rows (Koh & Liang, 2017, §5.4).
+        ``kind="remove"`` returns ``-(s_i / n) * I_up,loss(z_i, z_i) >= 0``, the
+        first-order predicted rise of a point's own loss when it is removed.
+
+        This is the diagonal of ``influence_on_loss(X_train, y_train)``,
+        computed without forming that matrix.
+
+        Parameters
+        ----------
+        kind : {"upweight", "remove"}, default="upweight"
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        self._check_kind(kind)
+        state = self._state()
+        X = self._fit_X
+        out = np.empty(state.n)
+        features = state.model.features
+        for rows in row_chunks(state.n, state.P):
+            Gi = sample_gradients(features.transform(X[rows]), state.G[rows], state.intercept)
+            V = state.solver.half_solve(Gi.T)
+            out[rows] = -np.einsum("pc,pc->c", V, V)
+        if kind == "remove":
+            out *= self._removal_scale(state)
+        return out
+
+    def influence_on_params(self, *, kind="upweight"):
+        """Influence of each training point on the fitted parameters.
+
+        ``kind="upweight"`` returns ``I_up,params(z_i) = -H^{-1} grad l(z_i)``,
+        the derivative of the refitted parameters with respect to the weight of
+        an added copy of ``z_i``. ``kind="remove"`` returns the first-order
+        predicted change of the parameters when ``z_i`` is removed,
+        ``-(s_i / n) * I_up,params(z_i)``.
+
+        Returns
+        -------
+        ndarray of shape (n_train, n_params)
+            Columns follow ``theta = (coef_.ravel(), intercept_)``; the intercept
+            columns are present only with ``fit_intercept=True``.
+        """
+        self._check_kind(kind)
+        state = self._state()
+        X = self._fit_X
+        out = np.empty((state.n, state.P))
+        features = state.model.features
+        for rows in row_chunks(state.n, state.P):
+            Gi = sample_gradients(features.transform(X[rows]), state.G[rows], state.intercept)
+            out[rows] = -state.solver.solve(Gi.T).T[:, state.perm]
+        if kind == "remove":
+            out *= self._removal_scale(state)[:, None]
+        return out
+
+    def loss_gradients(self, X, y):
+        """Per-sample gradients ``grad_theta l(z, theta_hat)`` (unweighted).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_params)
+            Columns in ``theta`` order (``coef_.ravel()``, then ``intercept_``).
+        """
+        state = self._state()
+        X, Y = self._validate_test(X, y)
+        return self._gradients(state, X, Y)[:, state.perm]
+
+    def hessian(self):
+        """The Hessian ``grad^2 R(theta_hat)`` of the empirical risk.
+
+        Without ``damping``; rows and columns in ``theta`` order
+        (``coef_.ravel()``, then ``intercept_``).
+
+        Returns
+        -------
+        ndarray of shape (n_params, n_params)
+        """
+        state = self._state()
+        return state.H[np.ix_(state.perm, state.perm)]
+
+    def stationarity(self):
+        """How stationary the fitted parameters are; see :class:`StationarityReport`.
+
+        Influence functions assume ``grad R(theta_hat) = 0``. scikit-learn's
+        default ``tol=1e-4`` often stops early enough to distort influence; the
+        remedy is to refit with a smaller ``tol`` (e.g. ``1e-10``) and a larger
+        ``max_iter``, or with ``solver="newton-cholesky"``.
+
+        Returns
+        -------
+        StationarityReport
+        """
+        return self._state().stationarity
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("_influence_cache", None)
+        return state

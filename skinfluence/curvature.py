@@ -1,0 +1,208 @@
+"""Per-sample derivatives, gradients and the exact Hessian of a linear-over-features model.
+
+Every model is ``f(x) = phi(x) W^T + b`` with ``K`` outputs. Internally the
+parameters are laid out as a ``(K, D)`` matrix ``Theta = [W | b]`` (``D = d + 1``
+with an intercept, ``d`` without), flattened row by row, so that the gradient of
+sample ``i`` is the Kronecker product ``g_i (x) phi~_i`` of the loss derivative
+``g_i = dl/df_i`` and the augmented features ``phi~_i = [phi(x_i), 1]``, and the
+Hessian is ``(1/n) sum_i s_i (A_i (x) phi~_i phi~_i^T)`` plus the penalty, with
+``A_i = d^2 l / df_i^2``.
+
+The loss derivatives come from autograd, in one vectorised pass over all samples
+(the summed loss is separable, so its elementwise gradient is every sample's
+derivative); everything in parameter space comes from BLAS over bounded chunks
+of rows. Nothing here knows how ``H^{-1}`` is applied.
+"""
+
+import autograd.numpy as anp
+import numpy as np
+import scipy.sparse as sp
+from autograd import elementwise_grad
+from scipy.linalg.blas import dsyrk
+
+__all__ = [
+    "output_derivatives",
+    "row_chunks",
+    "augment",
+    "sample_gradients",
+    "objective_gradient",
+    "hessian",
+    "directional_gradients",
+]
+
+# Rows per chunk are chosen so that a chunk of width ``w`` holds about this many
+# float64 values (64 MiB).
+CHUNK_ELEMENTS = 2**23
+
+
+def output_derivatives(loss, Y, F, order=2):
+    """First (and second) derivatives of each sample's loss w.r.t. its outputs.
+
+    Parameters
+    ----------
+    loss : Loss
+    Y : ndarray
+        Encoded targets.
+    F : ndarray of shape (n_samples, K)
+        Model outputs.
+    order : {1, 2}
+
+    Returns
+    -------
+    G : ndarray of shape (n_samples, K)
+        ``dl_i / df_i``.
+    A : ndarray of shape (n_samples, K, K)
+        ``d^2 l_i / df_i^2`` (only with ``order=2``).
+    """
+    F = np.asarray(F, dtype=np.float64)
+
+    def total(F_):
+        return anp.sum(loss.value(Y, F_))
+
+    first = elementwise_grad(total)
+    G = first(F)
+    if order == 1:
+        return G
+    K = F.shape[1]
+    A = np.empty((F.shape[0], K, K))
+    for k in range(K):  # a loop over outputs, never over samples
+        A[:, k, :] = elementwise_grad(lambda F_, k=k: anp.sum(first(F_)[:, k]))(F)
+    # the exact second derivative is symmetric; remove rounding asymmetry
+    A = 0.5 * (A + A.transpose(0, 2, 1))
+    return G, A
+
+
+def row_chunks(n_rows, width, chunk_elements=None):
+    """Slices of at most ``chunk_elements // width`` rows covering ``range(n_rows)``."""
+    budget = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
+    step = max(1, int(budget) // max(int(width), 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+def augment(Phi, intercept):
+    """``[Phi, 1]`` as a dense array (with ``intercept``), else dense ``Phi``."""
+    Phi = Phi.toarray() if sp.issparse(Phi) else np.asarray(Phi, dtype=np.float64)
+    if not intercept:
+        return Phi
+    return np.hstack([Phi, np.ones((Phi.shape[0], 1))])
+
+
+def sample_gradients(Phi, G, intercept):
+    """Per-sample parameter gradients ``g_i (x) phi~_i``, shape ``(n, K * D)``.
+
+    Dense; call it on bounded chunks of rows.
+    """
+    Pt = augment(Phi, intercept)
+    return (G[:, :, None] * Pt[:, None, :]).reshape(Pt.shape[0], -1)
+
+
+def _matmul(Phi, M):
+    out = Phi @ M
+    return np.asarray(out)
+
+
+def objective_gradient(Phi, G, s, n, intercept, penalty, Theta):
+    """Gradient of ``R(Theta) = (1/n) sum_i s_i l_i + 1/2 sum penalty * Theta**2``.
+
+    Returns an array of shape ``(K, D)``.
+    """
+    Gs = G * s[:, None]
+    grad_W = np.asarray(Phi.T @ Gs).T / n
+    parts = [grad_W]
+    if intercept:
+        parts.append(Gs.sum(axis=0)[:, None] / n)
+    grad = np.hstack(parts)
+    return grad + penalty.reshape(grad.shape) * Theta
+
+
+def _weighted_gram(X, w, symmetric_psd):
+    """``X^T diag(w) X`` for a dense or sparse chunk ``X``."""
+    if sp.issparse(X):
+        return np.asarray((X.T @ X.multiply(w[:, None])).todense())
+    if symmetric_psd:
+        Z = X * np.sqrt(w)[:, None]
+        # Z is C-contiguous, so Z.T is Fortran-contiguous: no copy inside BLAS
+        U = dsyrk(1.0, Z.T, trans=0)
+        return np.triu(U) + np.triu(U, 1).T
+    return X.T @ (X * w[:, None])
+
+
+def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
+    """The exact Hessian of ``R`` in the internal ``(K, D)`` layout.
+
+    Parameters
+    ----------
+    features : feature map with ``transform``
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Training inputs; processed in chunks of rows.
+    A : ndarray of shape (n_samples, K, K)
+        Second derivatives of the loss w.r.t. the outputs.
+    s : ndarray of shape (n_samples,)
+        Effective sample weights.
+    n : int
+        Number of training points (the ``1/n`` of ``R``).
+    intercept : bool
+    penalty : ndarray of shape (K * D,)
+        Diagonal of the penalty's Hessian (already on the scale of ``R``).
+
+    Returns
+    -------
+    H : ndarray of shape (K * D, K * D)
+    """
+    K = A.shape[1]
+    n_rows = X.shape[0]
+    blocks = {}
+    for rows in row_chunks(n_rows, X.shape[1]):
+        Phi = features.transform(X[rows])
+        for k in range(K):
+            for l in range(k, K):
+                w = s[rows] * A[rows, k, l]
+                Wg = _weighted_gram(Phi, w, symmetric_psd=(k == l and np.all(w >= 0)))
+                if intercept:
+                    cross = np.asarray(Phi.T @ w).ravel()
+                    Wg = np.block(
+                        [[Wg, cross[:, None]], [cross[None, :], np.array([[w.sum()]])]]
+                    )
+                if (k, l) in blocks:
+                    blocks[k, l] += Wg
+                else:
+                    blocks[k, l] = Wg
+    D = next(iter(blocks.values())).shape[0]
+    H = np.empty((K * D, K * D))
+    for (k, l), B in blocks.items():
+        H[k * D : (k + 1) * D, l * D : (l + 1) * D] = B / n
+        if l != k:
+            H[l * D : (l + 1) * D, k * D : (k + 1) * D] = B.T / n
+    H[np.diag_indices_from(H)] += penalty
+    return H
+
+
+def directional_gradients(Phi, G, S, intercept):
+    """``grad l_i . S[:, j]`` for every sample ``i`` of a chunk and column ``j``.
+
+    Parameters
+    ----------
+    Phi : ndarray or sparse matrix of shape (c, d)
+        Features of a chunk of samples.
+    G : ndarray of shape (c, K)
+        Loss derivatives of those samples.
+    S : ndarray of shape (K * D, m)
+        Directions in parameter space (internal layout).
+
+    Returns
+    -------
+    ndarray of shape (m, c)
+    """
+    c, K = G.shape
+    m = S.shape[1]
+    d = Phi.shape[1]
+    D = d + int(intercept)
+    S3 = S.reshape(K, D, m)
+    SW = S3[:, :d, :].transpose(1, 0, 2).reshape(d, K * m)
+    T = _matmul(Phi, SW).reshape(c, K, m)
+    if intercept:
+        T += S3[:, d, :][None, :, :]
+    if K == 1:
+        return (T[:, 0, :] * G).T
+    return np.einsum("ck,ckm->mc", G, T, optimize=True)

@@ -1,0 +1,210 @@
+"""InfluenceLogisticRegression: scikit-learn's LogisticRegression that explains itself."""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils import compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
+
+from ._mixin import InfluenceMixin, InfluenceModel
+from .exceptions import InfluenceNotDefinedError
+from .features import IdentityFeatures
+from .losses import LogLoss, SoftmaxLoss
+
+__all__ = ["InfluenceLogisticRegression"]
+
+_INFLUENCE_CONSTRAINTS = {
+    "influence_solver": [StrOptions({"auto", "direct"})],
+    "damping": [Interval(Real, 0, None, closed="left")],
+}
+
+
+def _effective_weights(estimator, y, sample_weight, n_samples):
+    """``s_i = sample_weight_i * class_weight[y_i]`` as scikit-learn computes them."""
+    s = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64)
+    y_index = np.searchsorted(estimator.classes_, y)
+    if estimator.class_weight is not None:
+        cw = compute_class_weight(
+            estimator.class_weight, classes=estimator.classes_, y=y, sample_weight=s
+        )
+        s = s * cw[y_index]
+    return s, y_index
+
+
+class InfluenceLogisticRegression(InfluenceMixin, LogisticRegression):
+    """L2 logistic regression with exact influence functions.
+
+    A drop-in replacement for :class:`sklearn.linear_model.LogisticRegression`:
+    the same parameters, the same fit, the same ``coef_``, ``predict_proba`` and
+    ``score``. It also stores its training data, so that it can say how each
+    training point affects each prediction (Koh & Liang, 2017):
+    :meth:`influence_on_loss`, :meth:`self_influence`,
+    :meth:`influence_on_params`.
+
+    Binary problems use the logistic loss on ``classes_[1]``; three or more
+    classes use the multinomial (softmax) loss. All influence quantities refer to
+    ``R(theta) = (1/n) sum_i s_i l_i(theta) + 1/(2 C n) ||W||^2`` -- scikit-learn's
+    objective divided by ``C n`` -- with ``s_i = sample_weight_i *
+    class_weight[y_i]``. With ``solver="liblinear"`` the intercept is penalised
+    as liblinear does, by ``1 / intercept_scaling**2``.
+
+    Influence needs a twice-differentiable objective: with ``l1_ratio > 0``
+    the model fits as usual, but the influence methods raise. With ``C=np.inf``
+    (no penalty) the Hessian may be singular (e.g. separable data): then an
+    error suggests ``damping``. In the multinomial case the Hessian is singular
+    along the common shift of all intercepts, which the softmax ignores; every
+    gradient is orthogonal to it and influence is computed on its complement
+    (equal to using the pseudo-inverse).
+
+    Influence functions assume the fitted parameters are an exact optimum.
+    scikit-learn's default ``tol=1e-4`` often is not tight enough; see
+    :meth:`stationarity`. For explanations, fit with e.g. ``tol=1e-10,
+    max_iter=1000`` or ``solver="newton-cholesky"``.
+
+    Parameters
+    ----------
+    penalty, C, l1_ratio, dual, tol, fit_intercept, intercept_scaling, \
+class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
+        As in :class:`sklearn.linear_model.LogisticRegression`.
+    influence_solver : {"auto", "direct"}, default="auto"
+        How ``H^{-1}`` is applied: ``"direct"`` factors the exact Hessian
+        (Cholesky). ``"auto"`` currently means ``"direct"``.
+    damping : float, default=0.0
+        ``lambda >= 0`` added to the Hessian's diagonal (``H + lambda I``), for
+        objectives whose Hessian is singular or ill-conditioned.
+
+    Attributes
+    ----------
+    classes_, coef_, intercept_, n_features_in_, feature_names_in_, n_iter_
+        As in :class:`sklearn.linear_model.LogisticRegression`.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : The parent estimator.
+
+    References
+    ----------
+    P. W. Koh and P. Liang, "Understanding Black-box Predictions via Influence
+    Functions", ICML 2017.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceLogisticRegression
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = StandardScaler().fit_transform(X)
+    >>> clf = InfluenceLogisticRegression(tol=1e-10, max_iter=1000).fit(X[:400], y[:400])
+    >>> infl = clf.influence_on_loss(X[400:403], y[400:403])
+    >>> infl.shape
+    (3, 400)
+    >>> bool((clf.self_influence() <= 0).all())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **LogisticRegression._parameter_constraints,
+        **_INFLUENCE_CONSTRAINTS,
+    }
+
+    def __init__(
+        self,
+        penalty="deprecated",
+        *,
+        C=1.0,
+        l1_ratio=0.0,
+        dual=False,
+        tol=1e-4,
+        fit_intercept=True,
+        intercept_scaling=1,
+        class_weight=None,
+        random_state=None,
+        solver="lbfgs",
+        max_iter=100,
+        verbose=0,
+        warm_start=False,
+        n_jobs=None,
+        influence_solver="auto",
+        damping=0.0,
+    ):
+        super().__init__(
+            penalty=penalty,
+            C=C,
+            l1_ratio=l1_ratio,
+            dual=dual,
+            tol=tol,
+            fit_intercept=fit_intercept,
+            intercept_scaling=intercept_scaling,
+            class_weight=class_weight,
+            random_state=random_state,
+            solver=solver,
+            max_iter=max_iter,
+            verbose=verbose,
+            warm_start=warm_start,
+            n_jobs=n_jobs,
+        )
+        self.influence_solver = influence_solver
+        self.damping = damping
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model exactly as LogisticRegression does, and keep the data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        super().fit(X, y, sample_weight=sample_weight)
+        X = check_array(X, accept_sparse="csr", dtype=np.float64)
+        y = column_or_1d(y)
+        s, y_index = _effective_weights(self, y, sample_weight, X.shape[0])
+        loss = self._loss()
+        self._remember_training_data(X, loss.encode(y_index, len(self.classes_)), s)
+        return self
+
+    def _loss(self):
+        return LogLoss() if len(self.classes_) == 2 else SoftmaxLoss()
+
+    def _effective_C(self):
+        """C of the L2 objective (``np.inf`` without penalty); raise for L1."""
+        penalty = self.penalty
+        if penalty == "deprecated":
+            l1_ratio = 0.0 if self.l1_ratio is None else self.l1_ratio
+            if l1_ratio > 0:
+                raise InfluenceNotDefinedError(
+                    f"Influence functions need a twice-differentiable objective, but "
+                    f"l1_ratio={self.l1_ratio} adds an L1 penalty. Refit with "
+                    f"l1_ratio=0 (L2 penalty) to compute influence."
+                )
+            return float(self.C)
+        if penalty in ("l1", "elasticnet"):
+            raise InfluenceNotDefinedError(
+                f"Influence functions need a twice-differentiable objective, but "
+                f"penalty={penalty!r} is not. Refit with an L2 penalty (l1_ratio=0)."
+            )
+        return np.inf if penalty is None else float(self.C)
+
+    def _check_influence_supported(self):
+        self._effective_C()
+
+    def _influence_model(self):
+        intercept_penalty = 0.0
+        if self.solver == "liblinear" and self.fit_intercept:
+            intercept_penalty = 1.0 / float(self.intercept_scaling) ** 2
+        return InfluenceModel(
+            loss=self._loss(),
+            features=IdentityFeatures(),
+            coef=np.asarray(self.coef_, dtype=np.float64),
+            intercept=(
+                np.asarray(self.intercept_, dtype=np.float64) if self.fit_intercept else None
+            ),
+            C=self._effective_C(),
+            intercept_penalty=intercept_penalty,
+        )

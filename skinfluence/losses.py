@@ -1,0 +1,132 @@
+"""Per-sample losses written once, as functions of the model outputs.
+
+A loss knows nothing of parameters, features or solvers. It maps encoded targets
+``Y`` and model outputs ``F`` of shape ``(n_samples, n_outputs)`` to the per-sample
+loss values of shape ``(n_samples,)``, in :mod:`autograd.numpy`, so that
+:mod:`skinfluence.curvature` can differentiate it exactly with respect to ``F``.
+
+Each loss also says how class labels are encoded for it (:meth:`Loss.encode`) and
+whether it is unchanged when the same constant is added to every output
+(``shift_invariant``): the softmax is, which makes the Hessian singular along that
+direction (see ``DESIGN.md`` §2).
+"""
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.scipy.special import logsumexp
+
+__all__ = ["Loss", "LogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss"]
+
+
+class Loss:
+    """Base class of per-sample losses ``l(y, f)``.
+
+    Subclasses implement :meth:`value` in :mod:`autograd.numpy` and
+    :meth:`n_outputs`; classification losses also implement :meth:`encode`.
+    """
+
+    #: True when ``value(Y, F + c) == value(Y, F)`` for any constant ``c``
+    #: added to every output of a sample.
+    shift_invariant = False
+
+    def n_outputs(self, n_classes):
+        """Number of model outputs ``K`` for ``n_classes`` classes."""
+        raise NotImplementedError
+
+    def encode(self, y_index, n_classes):
+        """Encode class indices ``0..n_classes-1`` into the target array ``Y``."""
+        raise NotImplementedError
+
+    def value(self, Y, F):
+        """Per-sample loss values, shape ``(n_samples,)``."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({params})"
+
+
+class LogLoss(Loss):
+    """Binary logistic loss ``log(1 + exp(f)) - y f`` with ``y`` in {0, 1}.
+
+    The model has one output ``f``, the log-odds of the positive class
+    (``classes_[1]`` in scikit-learn).
+    """
+
+    def n_outputs(self, n_classes):
+        return 1
+
+    def encode(self, y_index, n_classes):
+        return np.asarray(y_index, dtype=np.float64)
+
+    def value(self, Y, F):
+        f = F[:, 0]
+        return anp.logaddexp(0.0, f) - Y * f
+
+
+class SoftmaxLoss(Loss):
+    """Multinomial cross-entropy ``logsumexp(f) - f_y`` over ``K`` outputs.
+
+    Adding one constant to every output leaves it unchanged
+    (``shift_invariant = True``).
+    """
+
+    shift_invariant = True
+
+    def n_outputs(self, n_classes):
+        return n_classes
+
+    def encode(self, y_index, n_classes):
+        Y = np.zeros((len(y_index), n_classes))
+        Y[np.arange(len(y_index)), y_index] = 1.0
+        return Y
+
+    def value(self, Y, F):
+        return logsumexp(F, axis=1) - anp.sum(Y * F, axis=1)
+
+
+class SmoothHinge(Loss):
+    """Smoothed hinge ``t log(1 + exp((1 - y f) / t))`` summed over outputs.
+
+    ``y`` is in {-1, +1}; the loss tends to the hinge ``max(0, 1 - y f)`` as
+    ``t -> 0`` (Koh & Liang 2017, §4.1). With ``K > 2`` classes the outputs are
+    one-vs-rest problems and the loss is the sum of their binary losses, so the
+    Hessian is block-diagonal across classes.
+
+    Parameters
+    ----------
+    t : float
+        Temperature, > 0.
+    """
+
+    def __init__(self, t=0.1):
+        self.t = float(t)
+
+    def n_outputs(self, n_classes):
+        return 1 if n_classes == 2 else n_classes
+
+    def encode(self, y_index, n_classes):
+        y_index = np.asarray(y_index)
+        if n_classes == 2:
+            return np.where(y_index == 1, 1.0, -1.0)[:, None]
+        Y = -np.ones((len(y_index), n_classes))
+        Y[np.arange(len(y_index)), y_index] = 1.0
+        return Y
+
+    def value(self, Y, F):
+        t = self.t
+        return anp.sum(t * anp.logaddexp(0.0, (1.0 - Y * F) / t), axis=1)
+
+
+class SquaredLoss(Loss):
+    """Squared error ``(y - f)**2 / 2`` summed over outputs."""
+
+    def n_outputs(self, n_classes):
+        return n_classes
+
+    def encode(self, y, n_outputs):
+        Y = np.asarray(y, dtype=np.float64)
+        return Y.reshape(len(Y), -1)
+
+    def value(self, Y, F):
+        return 0.5 * anp.sum((Y - F) ** 2, axis=1)

@@ -1,0 +1,63 @@
+"""An independent autograd oracle: the whole objective written plainly.
+
+Nothing here uses skinfluence's code: the risk is written directly in
+``autograd.numpy`` over the full parameter vector in ``theta`` order
+(``coef_.ravel()``, then ``intercept_``), and autograd differentiates it.
+"""
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import hessian, jacobian
+
+
+def unpack(theta, K, d, intercept):
+    W = anp.reshape(theta[: K * d], (K, d))
+    b = theta[K * d :] if intercept else anp.zeros(K)
+    return W, b
+
+
+def per_sample_logistic_loss(theta, X, y_index, K, intercept):
+    """Unweighted per-sample loss of (multinomial) logistic regression."""
+    d = X.shape[1]
+    W, b = unpack(theta, K, d, intercept)
+    F = anp.dot(X, W.T) + b
+    if K == 1:
+        p = 1.0 / (1.0 + anp.exp(-F[:, 0]))
+        return -(y_index * anp.log(p) + (1 - y_index) * anp.log(1 - p))
+    Z = F - anp.max(F, axis=1, keepdims=True)
+    logp = Z - anp.log(anp.sum(anp.exp(Z), axis=1, keepdims=True))
+    onehot = np.eye(K)[y_index]
+    return -anp.sum(onehot * logp, axis=1)
+
+
+def risk(theta, X, y_index, s, K, C, intercept, intercept_penalty=0.0):
+    """R = (1/n) sum s_i l_i + 1/(2 C n) (||W||^2 + intercept_penalty ||b||^2)."""
+    n, d = X.shape
+    W, b = unpack(theta, K, d, intercept)
+    data = anp.sum(s * per_sample_logistic_loss(theta, X, y_index, K, intercept)) / n
+    if np.isinf(C):
+        return data
+    return data + (anp.sum(W**2) + intercept_penalty * anp.sum(b**2)) / (2 * C * n)
+
+
+def theta_of(est):
+    theta = est.coef_.ravel()
+    if est.fit_intercept:
+        theta = np.concatenate([theta, est.intercept_])
+    return theta.astype(float)
+
+
+def oracle_quantities(est, X, y, s, X_test, y_test, C=None, intercept_penalty=0.0):
+    """Oracle Hessian, per-sample gradients and influence for a fitted model."""
+    classes = est.classes_
+    K = 1 if len(classes) == 2 else len(classes)
+    yi = np.searchsorted(classes, y)
+    yti = np.searchsorted(classes, y_test)
+    theta = theta_of(est)
+    C = est.C if C is None else C
+    H = hessian(risk)(theta, X, yi, s, K, C, est.fit_intercept, intercept_penalty)
+    G = jacobian(per_sample_logistic_loss)(theta, X, yi, K, est.fit_intercept)
+    Gt = jacobian(per_sample_logistic_loss)(theta, X_test, yti, K, est.fit_intercept)
+    Hinv = np.linalg.pinv(H, rcond=1e-10, hermitian=True)
+    infl = -Gt @ Hinv @ G.T
+    return H, G, Gt, infl

@@ -1,0 +1,296 @@
+"""InfluenceLogisticRegression: drop-in behaviour and exactness of influence."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import (
+    InfluenceLogisticRegression,
+    InfluenceNotDefinedError,
+    SingularHessianError,
+    StationarityWarning,
+)
+
+from .oracle import oracle_quantities, per_sample_logistic_loss, theta_of
+
+TIGHT = dict(tol=1e-12, max_iter=10000)
+NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
+
+
+@parametrize_with_checks(
+    [
+        InfluenceLogisticRegression(),
+        InfluenceLogisticRegression(solver="newton-cholesky", damping=1e-3),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# --------------------------------------------------------------- drop-in
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"C": 0.3, "class_weight": "balanced"},
+        {"solver": "liblinear", "intercept_scaling": 2.0},
+        {"fit_intercept": False, "solver": "newton-cholesky"},
+    ],
+)
+def test_same_as_parent(request, data, params):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    if params.get("solver") == "liblinear" and len(np.unique(y)) > 2:
+        pytest.skip("liblinear is binary only")
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    ours = InfluenceLogisticRegression(**params).fit(X, y, sample_weight=sw)
+    ref = LogisticRegression(**params).fit(X, y, sample_weight=sw)
+    np.testing.assert_array_equal(ours.coef_, ref.coef_)
+    np.testing.assert_array_equal(ours.intercept_, ref.intercept_)
+    np.testing.assert_array_equal(ours.predict_proba(Xt), ref.predict_proba(Xt))
+    np.testing.assert_array_equal(ours.predict(Xt), ref.predict(Xt))
+    assert ours.score(Xt, yt) == ref.score(Xt, yt)
+
+
+# ------------------------------------------------------------------ oracle
+def _effective_s(clf, y, sw):
+    from sklearn.utils import compute_class_weight
+
+    s = np.ones(len(y)) if sw is None else np.asarray(sw, float)
+    if clf.class_weight is not None:
+        cw = compute_class_weight(clf.class_weight, classes=clf.classes_, y=y, sample_weight=s)
+        s = s * cw[np.searchsorted(clf.classes_, y)]
+    return s
+
+
+ORACLE_CASES = [
+    ("cancer", {}, False),
+    ("cancer", {"class_weight": {0: 2.0, 1: 0.5}}, True),
+    ("cancer", {"solver": "liblinear", "intercept_scaling": 3.0, "tol": 1e-12}, False),
+    ("wine", {}, False),
+    ("wine", {"class_weight": "balanced"}, True),
+    ("wine", {"fit_intercept": False}, True),
+]
+
+
+@pytest.mark.parametrize("data, params, weighted", ORACLE_CASES)
+def test_hessian_gradients_influence_match_autograd_oracle(request, data, params, weighted):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    X, y, Xt, yt = X[:120], y[:120], Xt[:7], yt[:7]
+    sw = np.random.default_rng(2).uniform(0.2, 3.0, len(y)) if weighted else None
+    kw = {**TIGHT, **params}
+    clf = InfluenceLogisticRegression(**kw).fit(X, y, sample_weight=sw)
+    s = _effective_s(clf, y, sw)
+    ipen = 1.0 / kw["intercept_scaling"] ** 2 if kw.get("solver") == "liblinear" else 0.0
+    H, G, Gt, infl = oracle_quantities(clf, X, y, s, Xt, yt, intercept_penalty=ipen)
+
+    np.testing.assert_allclose(clf.hessian(), H, rtol=1e-8, atol=1e-12 * np.abs(H).max())
+    np.testing.assert_allclose(clf.loss_gradients(X, y), G, rtol=1e-8, atol=1e-13)
+    np.testing.assert_allclose(clf.loss_gradients(Xt, yt), Gt, rtol=1e-8, atol=1e-13)
+    ours = clf.influence_on_loss(Xt, yt)
+    np.testing.assert_allclose(ours, infl, rtol=1e-7, atol=1e-9 * np.abs(infl).max())
+    # influence on parameters: -H^+ grad l_i, columns in theta order
+    Hinv = np.linalg.pinv(H, rcond=1e-10, hermitian=True)
+    np.testing.assert_allclose(
+        clf.influence_on_params(), -G @ Hinv, rtol=1e-7, atol=1e-9 * np.abs(G @ Hinv).max()
+    )
+    # removal scale: -(s_i / n) I_up
+    np.testing.assert_allclose(
+        clf.influence_on_loss(Xt, yt, kind="remove"), -infl * s / len(y), rtol=1e-7,
+        atol=1e-9 * np.abs(infl).max() * s.max() / len(y),
+    )
+
+
+def test_multinomial_singular_direction_is_handled(wine):
+    """H is singular along the common intercept shift; influence stays finite."""
+    X, y, Xt, yt = wine
+    clf = InfluenceLogisticRegression(**TIGHT).fit(X, y)
+    H = clf.hessian()
+    K, d = clf.coef_.shape
+    v = np.zeros(H.shape[0])
+    v[K * d :] = 1.0
+    assert np.linalg.norm(H @ v) < 1e-12 * np.linalg.norm(H)
+    infl = clf.influence_on_loss(Xt, yt)
+    assert np.all(np.isfinite(infl))
+    # every per-sample gradient is orthogonal to the flat direction
+    assert np.abs(clf.loss_gradients(X, y) @ v).max() < 1e-12
+
+
+# ------------------------------------------------------ definition (refit)
+def _test_loss(clf, Xt, yt):
+    K = 1 if len(clf.classes_) == 2 else len(clf.classes_)
+    return per_sample_logistic_loss(
+        theta_of(clf), Xt, np.searchsorted(clf.classes_, yt), K, clf.fit_intercept
+    )
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+def test_finite_difference_of_refit_matches_definition(request, data):
+    """d/d eps of the refitted test loss with s_i -> s_i + eps n is I_up,loss."""
+    X, y, Xt, yt = request.getfixturevalue(data)
+    X, y = X[:150], y[:150]
+    clf = InfluenceLogisticRegression(C=0.5, **NEWTON).fit(X, y)
+    infl = clf.influence_on_loss(Xt[:5], yt[:5])
+    n = len(y)
+    h = 1e-4
+    for i in np.argsort(-np.abs(infl).max(axis=0))[:4]:
+        losses = []
+        for eps in (h, -h):
+            sw = np.ones(n)
+            sw[i] += eps * n
+            refit = clone(clf).fit(X, y, sample_weight=sw)
+            losses.append(_test_loss(refit, Xt[:5], yt[:5]))
+        fd = (losses[0] - losses[1]) / (2 * h)
+        np.testing.assert_allclose(fd, infl[:, i], rtol=1e-4, atol=1e-4 * np.abs(fd).max())
+
+
+# ------------------------------------------------------------- symmetry
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+def test_symmetry_and_self_influence_is_diagonal(request, data):
+    X, y, _, _ = request.getfixturevalue(data)
+    clf = InfluenceLogisticRegression(**TIGHT).fit(X, y)
+    full = clf.influence_on_loss(X, y)
+    np.testing.assert_allclose(full, full.T, rtol=1e-9, atol=1e-12 * np.abs(full).max())
+    si = clf.self_influence()
+    np.testing.assert_allclose(si, np.diag(full), rtol=1e-9, atol=1e-14)
+    assert np.all(si <= 0)
+    n = len(y)
+    np.testing.assert_allclose(clf.self_influence(kind="remove"), -si / n)
+
+
+# -------------------------------------------------------- leave-one-out
+LOO_R = {}
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+def test_leave_one_out_retraining(request, data):
+    """Predicted vs actual test-loss change after exact retraining without a point."""
+    X, y, Xt, yt = request.getfixturevalue(data)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    rng = np.random.default_rng(0)
+    tests = rng.choice(len(yt), size=3, replace=False)
+    pred = clf.influence_on_loss(Xt[tests], yt[tests], kind="remove")
+    base = _test_loss(clf, Xt[tests], yt[tests])
+    rs = []
+    for t in range(3):
+        top = np.argsort(-np.abs(pred[t]))[:50]
+        actual = []
+        for i in top:
+            keep = np.ones(len(y), bool)
+            keep[i] = False
+            refit = clone(clf).fit(X[keep], y[keep])
+            actual.append(_test_loss(refit, Xt[tests[t : t + 1]], yt[tests[t : t + 1]])[0])
+        actual = np.array(actual) - base[t]
+        rs.append(pearsonr(pred[t, top], actual)[0])
+    LOO_R[data] = rs
+    print(f"\nleave-one-out Pearson R on {data}: {np.round(rs, 4)}")
+    assert min(rs) >= 0.9
+
+
+# ------------------------------------------------------------ bad input
+def test_bad_inputs_raise_clear_errors(cancer, wine):
+    X, y, Xt, yt = wine
+    clf = InfluenceLogisticRegression(**TIGHT).fit(X, y)
+    bad = Xt[:3].copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.influence_on_loss(bad, yt[:3])
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        clf.influence_on_loss(bad, yt[:3])
+    with pytest.raises(ValueError, match="features"):
+        clf.influence_on_loss(Xt[:3, :5], yt[:3])
+    with pytest.raises(ValueError, match="not seen during fit"):
+        clf.influence_on_loss(Xt[:3], np.array([0, 1, 7]))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        clf.influence_on_loss(Xt[:3], yt[:2])
+    with pytest.raises(ValueError, match="kind"):
+        clf.self_influence(kind="delete")
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        InfluenceLogisticRegression().self_influence()
+
+
+def test_inputs_are_not_modified(wine):
+    X, y, Xt, yt = wine
+    X, y, Xt, yt = (a.copy() for a in (X, y, Xt, yt))
+    copies = [a.copy() for a in (X, y, Xt, yt)]
+    clf = InfluenceLogisticRegression(**TIGHT).fit(X, y)
+    clf.influence_on_loss(Xt, yt, kind="remove")
+    clf.self_influence(kind="remove")
+    clf.influence_on_params(kind="remove")
+    for a, b in zip((X, y, Xt, yt), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("params", [{"l1_ratio": 1.0, "solver": "saga"},
+                                    {"l1_ratio": 0.5, "solver": "saga"}])
+def test_l1_penalty_fits_but_influence_raises(cancer, params):
+    X, y, Xt, yt = cancer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = InfluenceLogisticRegression(**params, max_iter=50, random_state=0).fit(X, y)
+    ref = LogisticRegression(**params, max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, y)
+    np.testing.assert_array_equal(clf.coef_, ref.coef_)
+    with pytest.raises(InfluenceNotDefinedError, match="l1_ratio=0"):
+        clf.self_influence()
+    with pytest.raises(InfluenceNotDefinedError, match="L1"):
+        clf.influence_on_loss(Xt[:2], yt[:2])
+
+
+def test_no_penalty_nonsingular_and_singular(cancer):
+    X, y, Xt, yt = cancer
+    # two features: not separable, so the unpenalised optimum is unique
+    clf = InfluenceLogisticRegression(C=np.inf, **NEWTON).fit(X[:, :2], y)
+    H, G, Gt, infl = oracle_quantities(clf, X[:, :2], y, np.ones(len(y)), Xt[:4, :2], yt[:4])
+    np.testing.assert_allclose(clf.influence_on_loss(Xt[:4, :2], yt[:4]), infl, rtol=1e-7)
+    # separable with no penalty: a duplicated feature makes H singular
+    Xd = np.hstack([X[:, :2], X[:, :1]])
+    clf = InfluenceLogisticRegression(C=np.inf, **NEWTON).fit(Xd, y)
+    with pytest.raises(SingularHessianError, match="damping"):
+        clf.self_influence()
+    clf.set_params(damping=1e-3)
+    assert np.all(np.isfinite(clf.self_influence()))
+
+
+def test_multinomial_no_penalty_uses_complement(wine):
+    """With C=inf the softmax is flat along adding one vector to every class."""
+    X, y, Xt, yt = wine
+    X, Xt = X[:, :2], Xt[:, :2]  # not separable in two features
+    clf = InfluenceLogisticRegression(C=np.inf, **NEWTON).fit(X, y)
+    H, G, Gt, infl = oracle_quantities(clf, X, y, np.ones(len(y)), Xt[:5], yt[:5])
+    np.testing.assert_allclose(
+        clf.influence_on_loss(Xt[:5], yt[:5]), infl, rtol=1e-6, atol=1e-9 * np.abs(infl).max()
+    )
+
+
+# ----------------------------------------------------------- stationarity
+def test_stationarity_warning_and_report(cancer):
+    X, y, Xt, yt = cancer
+    loose = InfluenceLogisticRegression().fit(X, y)  # scikit-learn's default tol=1e-4
+    with pytest.warns(StationarityWarning, match="tol"):
+        report = loose.stationarity()
+    assert not report.is_stationary
+    tight = InfluenceLogisticRegression(**TIGHT).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StationarityWarning)
+        report = tight.stationarity()
+    assert report.is_stationary
+    assert report.gradient_norm < 1e-6
+    # the Newton step estimates the distance to the optimum: check it on the loose fit
+    exact = theta_of(InfluenceLogisticRegression(**NEWTON).fit(X, y))
+    dist = np.linalg.norm(theta_of(loose) - exact)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StationarityWarning)
+        step = loose.stationarity().newton_step_norm
+    assert 0.5 * dist < step < 2 * dist
