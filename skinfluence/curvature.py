@@ -151,31 +151,41 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
     H : ndarray of shape (K * D, K * D)
     """
     K = A.shape[1]
+    ks, ls = np.triu_indices(K)  # blocks (k, l) with k <= l; the rest by symmetry
     n_rows = X.shape[0]
-    blocks = {}
-    for rows in row_chunks(n_rows, X.shape[1]):
+    acc = None
+    for rows in row_chunks(n_rows, X.shape[1] * len(ks), chunk_elements):
         Phi = features.transform(X[rows])
-        for k in range(K):
-            for l in range(k, K):
-                w = s[rows] * A[rows, k, l]
-                Wg = _weighted_gram(Phi, w, symmetric_psd=(k == l and np.all(w >= 0)))
-                if intercept:
-                    cross = np.asarray(Phi.T @ w).ravel()
-                    Wg = np.block(
-                        [[Wg, cross[:, None]], [cross[None, :], np.array([[w.sum()]])]]
-                    )
-                if (k, l) in blocks:
-                    blocks[k, l] += Wg
-                else:
-                    blocks[k, l] = Wg
-    D = next(iter(blocks.values())).shape[0]
+        W = s[rows, None] * A[rows][:, ks, ls]  # (c, n_blocks)
+        if sp.issparse(Phi) or K == 1:
+            part = np.stack(
+                [_gram_block(Phi, W[:, q], intercept, psd=(ks[q] == ls[q])) for q in range(len(ks))],
+                axis=1,
+            )
+        else:
+            # all blocks in one GEMM: Phi~^T [w_q * Phi~]_q, shape (D, n_blocks, D)
+            Pt = augment(Phi, intercept)
+            R = (W[:, :, None] * Pt[:, None, :]).reshape(Pt.shape[0], -1)
+            part = (Pt.T @ R).reshape(Pt.shape[1], len(ks), Pt.shape[1])
+        acc = part if acc is None else acc + part
+    D = acc.shape[0]
     H = np.empty((K * D, K * D))
-    for (k, l), B in blocks.items():
-        H[k * D : (k + 1) * D, l * D : (l + 1) * D] = B / n
+    for q, (k, l) in enumerate(zip(ks, ls)):
+        B = acc[:, q, :] / n
+        H[k * D : (k + 1) * D, l * D : (l + 1) * D] = B
         if l != k:
-            H[l * D : (l + 1) * D, k * D : (k + 1) * D] = B.T / n
+            H[l * D : (l + 1) * D, k * D : (k + 1) * D] = B.T
     H[np.diag_indices_from(H)] += penalty
     return H
+
+
+def _gram_block(Phi, w, intercept, psd):
+    """``Phi~^T diag(w) Phi~`` for one chunk and one weight vector."""
+    Wg = _weighted_gram(Phi, w, symmetric_psd=psd and bool(np.all(w >= 0)))
+    if not intercept:
+        return Wg
+    cross = np.asarray(Phi.T @ w).ravel()
+    return np.block([[Wg, cross[:, None]], [cross[None, :], np.array([[w.sum()]])]])
 
 
 def directional_gradients(Phi, G, S, intercept):
