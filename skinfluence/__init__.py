@@ -4,6 +4,7 @@ from ._mixin import InfluenceMixin, InfluenceModel, StationarityReport
 from .exceptions import InfluenceNotDefinedError, SingularHessianError, StationarityWarning
 from .linear_model import InfluenceLogisticRegression
 from .pipeline import PipelineInfluence
+from .svm import RBFSmoothHingeSVC, SmoothHingeSVC
 
 __version__ = "0.1.0"
 
@@ -12,6 +13,8 @@ __all__ = [
     "InfluenceModel",
     "InfluenceLogisticRegression",
     "PipelineInfluence",
+    "SmoothHingeSVC",
+    "RBFSmoothHingeSVC",
     "StationarityReport",
     "InfluenceNotDefinedError",
     "SingularHessianError",

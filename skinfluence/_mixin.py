@@ -33,15 +33,16 @@ from sklearn.utils.validation import (
 )
 
 from .curvature import (
-    augment,
     directional_gradients,
     hessian,
     objective_gradient,
     output_derivatives,
+    penalty_diagonal,
     row_chunks,
     sample_gradients,
 )
 from .exceptions import StationarityWarning
+from .features import IdentityFeatures
 from .solvers import DirectSolver
 
 __all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
@@ -90,8 +91,9 @@ class StationarityReport:
         ``||H^{-1} grad R(theta_hat)||``: the estimated distance from
         ``theta_hat`` to the exact optimum.
     removal_step_norm : float
-        The median over (up to 200) training points of ``(s_i/n) ||H^{-1}
-        grad l_i||``: how far removing one training point moves the parameters.
+        The root mean square over (up to 200) training points of ``(s_i/n)
+        ||H^{-1} grad l_i||``: how far removing one training point typically
+        moves the parameters.
     ratio : float
         ``newton_step_norm / removal_step_norm``. Influence predicts parameter
         changes of size ``removal_step_norm``; when the optimisation error is a
@@ -136,10 +138,19 @@ class _InfluenceState:
             perm.append(idx[:, self.d])
         self.perm = np.concatenate(perm)
 
-        F = est._outputs(model, X)
+        # Training rows as the linear part sees them. A non-trivial feature map
+        # (e.g. RBF) is applied once here rather than in every pass below.
+        if getattr(model.features, "is_identity", False):
+            self.Phi = X
+        else:
+            self.Phi = np.vstack(
+                [model.features.transform(X[rows]) for rows in row_chunks(n, X.shape[1])]
+            )
+        self.identity = IdentityFeatures()
+        F = est._outputs(model, self.Phi, self.identity)
         self.G, A = output_derivatives(model.loss, Y, F)
         pen = self.penalty_diagonal(model, n)
-        H = hessian(model.features, X, A, s, n, self.intercept, pen)
+        H = hessian(self.identity, self.Phi, A, s, n, self.intercept, pen)
         del A
         self.H = H  # undamped, unaugmented: reported by ``hessian()``
         damping = float(getattr(est, "damping", 0.0))
@@ -157,21 +168,16 @@ class _InfluenceState:
         self.N = N
         self.solver = DirectSolver(Hs)
         self.grad = objective_gradient(
-            model.features.transform(X), self.G, s, n, self.intercept, pen, Theta
+            self.Phi, self.G, s, n, self.intercept, pen, Theta
         ).ravel()
         self.stationarity = self._stationarity(est)
 
     @staticmethod
     def penalty_diagonal(model, n):
         K, d = model.coef.shape
-        if np.isinf(model.C):
-            lam = 0.0
-        else:
-            lam = 1.0 / (model.C * n)
-        per_row = np.full(d, lam)
-        if model.intercept is not None:
-            per_row = np.append(per_row, lam * model.intercept_penalty)
-        return np.tile(per_row, K)
+        return penalty_diagonal(
+            K, d, model.intercept is not None, model.C, n, model.intercept_penalty
+        )
 
     def null_directions(self, model, pen):
         """Orthonormal basis (P, r) of the directions the objective ignores."""
@@ -191,11 +197,9 @@ class _InfluenceState:
         n = self.n
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(n, size=min(n, 200), replace=False))
-        Phi = self.model.features.transform(est._fit_X[idx])
-        Gi = sample_gradients(Phi, self.G[idx], self.intercept)
+        Gi = sample_gradients(self.Phi[idx], self.G[idx], self.intercept)
         steps = np.linalg.norm(self.solver.solve(Gi.T), axis=0) * self.s[idx] / n
-        steps = steps[steps > 0]
-        removal = float(np.median(steps)) if steps.size else 0.0
+        removal = float(np.sqrt(np.mean(steps**2)))
         step_norm = float(np.linalg.norm(step))
         ratio = step_norm / removal if removal > 0 else (0.0 if step_norm == 0 else np.inf)
         return StationarityReport(
@@ -229,6 +233,14 @@ class InfluenceMixin:
     def _check_influence_supported(self):
         """Raise when influence is not defined for the current parameters."""
 
+    def _expects_stationary(self):
+        """Whether to warn when the fit is not stationary for the influence loss.
+
+        False where the influence loss deliberately differs from the training
+        loss (e.g. a smooth-hinge temperature chosen for explanation only).
+        """
+        return True
+
     def _influence_targets(self, y):
         """Encode targets with the fitted ``classes_``; unseen labels raise."""
         y = column_or_1d(y, warn=True)
@@ -256,12 +268,13 @@ class InfluenceMixin:
 
     # -------------------------------------------------------------- internals
     @staticmethod
-    def _outputs(model, X):
+    def _outputs(model, X, features=None):
         """Model outputs ``phi(X) W^T + b``, computed over chunks of rows."""
+        features = model.features if features is None else features
         K, d = model.coef.shape
         F = np.empty((X.shape[0], K))
         for rows in row_chunks(X.shape[0], max(X.shape[1], d)):
-            F[rows] = np.asarray(model.features.transform(X[rows]) @ model.coef.T)
+            F[rows] = np.asarray(features.transform(X[rows]) @ model.coef.T)
         if model.intercept is not None:
             F += np.asarray(model.intercept)[None, :]
         return F
@@ -280,7 +293,7 @@ class InfluenceMixin:
             cache.clear()
             state = _InfluenceState(self)
             rep = state.stationarity
-            if not rep.is_stationary:
+            if not rep.is_stationary and self._expects_stationary():
                 warnings.warn(
                     f"The fitted parameters are not stationary enough for exact "
                     f"influence: their distance to the optimum (Newton step "
@@ -357,14 +370,13 @@ class InfluenceMixin:
 
     def _train_dot(self, state, S, kind):
         """``-grad l(z_i) . S[:, j]`` for every training point i, as (m, n)."""
-        X = self._fit_X
         m = S.shape[1]
         out = np.empty((m, state.n))
-        width = max(X.shape[1], state.K * m)
-        features = state.model.features
+        width = max(state.Phi.shape[1], state.K * m)
         for rows in row_chunks(state.n, width):
-            Phi = features.transform(X[rows])
-            out[:, rows] = directional_gradients(Phi, state.G[rows], S, state.intercept)
+            out[:, rows] = directional_gradients(
+                state.Phi[rows], state.G[rows], S, state.intercept
+            )
         np.negative(out, out=out)
         if kind == "remove":
             out *= self._removal_scale(state)[None, :]
@@ -393,11 +405,9 @@ class InfluenceMixin:
         """
         self._check_kind(kind)
         state = self._state()
-        X = self._fit_X
         out = np.empty(state.n)
-        features = state.model.features
         for rows in row_chunks(state.n, state.P):
-            Gi = sample_gradients(features.transform(X[rows]), state.G[rows], state.intercept)
+            Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
             V = state.solver.half_solve(Gi.T)
             out[rows] = -np.einsum("pc,pc->c", V, V)
         if kind == "remove":
@@ -421,11 +431,9 @@ class InfluenceMixin:
         """
         self._check_kind(kind)
         state = self._state()
-        X = self._fit_X
         out = np.empty((state.n, state.P))
-        features = state.model.features
         for rows in row_chunks(state.n, state.P):
-            Gi = sample_gradients(features.transform(X[rows]), state.G[rows], state.intercept)
+            Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
             out[rows] = -state.solver.solve(Gi.T).T[:, state.perm]
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]

@@ -25,6 +25,7 @@ __all__ = [
     "row_chunks",
     "augment",
     "sample_gradients",
+    "penalty_diagonal",
     "objective_gradient",
     "hessian",
     "directional_gradients",
@@ -102,6 +103,19 @@ def _matmul(Phi, M):
     return np.asarray(out)
 
 
+def penalty_diagonal(K, d, intercept, C, n, intercept_penalty=0.0):
+    """Diagonal of the L2 penalty's Hessian on the scale of ``R``, shape ``(K * D,)``.
+
+    The objective ``C sum_i s_i l_i + 1/2 ||W||^2 + 1/2 intercept_penalty ||b||^2``
+    divided by ``C n`` penalises ``W`` by ``1 / (C n)``; ``C = inf`` means none.
+    """
+    lam = 0.0 if np.isinf(C) else 1.0 / (C * n)
+    per_row = np.full(d, lam)
+    if intercept:
+        per_row = np.append(per_row, lam * intercept_penalty)
+    return np.tile(per_row, K)
+
+
 def objective_gradient(Phi, G, s, n, intercept, penalty, Theta):
     """Gradient of ``R(Theta) = (1/n) sum_i s_i l_i + 1/2 sum penalty * Theta**2``.
 
@@ -152,6 +166,9 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
     """
     K = A.shape[1]
     ks, ls = np.triu_indices(K)  # blocks (k, l) with k <= l; the rest by symmetry
+    if K > 1:  # skip blocks that vanish (e.g. one-vs-rest losses are block-diagonal)
+        nonzero = (ks == ls) | np.any(A[:, ks, ls] != 0, axis=0)
+        ks, ls = ks[nonzero], ls[nonzero]
     n_rows = X.shape[0]
     acc = None
     for rows in row_chunks(n_rows, X.shape[1] * len(ks), chunk_elements):
@@ -169,7 +186,7 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
             part = (Pt.T @ R).reshape(Pt.shape[1], len(ks), Pt.shape[1])
         acc = part if acc is None else acc + part
     D = acc.shape[0]
-    H = np.empty((K * D, K * D))
+    H = np.zeros((K * D, K * D))
     for q, (k, l) in enumerate(zip(ks, ls)):
         B = acc[:, q, :] / n
         H[k * D : (k + 1) * D, l * D : (l + 1) * D] = B

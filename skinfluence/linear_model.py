@@ -4,12 +4,12 @@ from numbers import Real
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from ._mixin import InfluenceMixin, InfluenceModel
 from .exceptions import InfluenceNotDefinedError
+from ._utils import effective_weights
 from .features import IdentityFeatures
 from .losses import LogLoss, SoftmaxLoss
 
@@ -19,18 +19,6 @@ _INFLUENCE_CONSTRAINTS = {
     "influence_solver": [StrOptions({"auto", "direct"})],
     "damping": [Interval(Real, 0, None, closed="left")],
 }
-
-
-def _effective_weights(estimator, y, sample_weight, n_samples):
-    """``s_i = sample_weight_i * class_weight[y_i]`` as scikit-learn computes them."""
-    s = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64)
-    y_index = np.searchsorted(estimator.classes_, y)
-    if estimator.class_weight is not None:
-        cw = compute_class_weight(
-            estimator.class_weight, classes=estimator.classes_, y=y, sample_weight=s
-        )
-        s = s * cw[y_index]
-    return s, y_index
 
 
 class InfluenceLogisticRegression(InfluenceMixin, LogisticRegression):
@@ -164,7 +152,9 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         super().fit(X, y, sample_weight=sample_weight)
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
         y = column_or_1d(y)
-        s, y_index = _effective_weights(self, y, sample_weight, X.shape[0])
+        s, y_index = effective_weights(
+            self.classes_, self.class_weight, y, sample_weight, X.shape[0]
+        )
         loss = self._loss()
         self._remember_training_data(X, loss.encode(y_index, len(self.classes_)), s)
         return self

@@ -44,9 +44,10 @@ class DirectSolver:
             raise SingularHessianError(
                 "The Hessian is not positive definite, so influence is not defined: "
                 "the optimum is not unique along some direction (for example "
-                "separable data with no penalty, C=np.inf, or duplicated features "
-                "without an intercept penalty). Set `damping` to a small positive "
-                "value (e.g. 1e-3) to regularise H, or use a finite C."
+                "separable data with no penalty, C=np.inf, duplicated features, or "
+                "a smooth hinge with a small t whose classes are separated so that no "
+                "sample is near the margin). Set `damping` to a small positive value "
+                "(e.g. 1e-3) to regularise H, use a finite C, or a larger t."
             ) from exc
         rcond, info = dpocon(self._c, anorm, uplo="L")
         self.rcond = float(rcond)
@@ -55,7 +56,7 @@ class DirectSolver:
                 f"The Hessian is numerically singular (reciprocal condition number "
                 f"{rcond:.1e}): influence would be dominated by rounding error. Set "
                 "`damping` to a small positive value (e.g. 1e-3) to regularise H, "
-                "or use a finite C."
+                "use a finite C, or (smooth hinge) a larger t."
             )
 
     def solve(self, B):

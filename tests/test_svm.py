@@ -1,0 +1,288 @@
+"""Smooth-hinge SVMs: estimator behaviour, exactness, leave-one-out and locality."""
+
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from autograd import hessian, jacobian
+from scipy.stats import pearsonr, spearmanr
+from sklearn.base import clone
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skinfluence import RBFSmoothHingeSVC, SmoothHingeSVC, StationarityWarning
+
+
+def _expected_failures(est):
+    if getattr(est, "kernel_approximation", None) == "nystroem":
+        reason = "Nystroem landmarks are drawn from the rows given; repeating rows changes them"
+    elif getattr(est, "gamma", None) == "scale":
+        reason = "gamma='scale' reads X.var() of the rows given; repeating rows changes it"
+    else:
+        return {}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": reason,
+        "check_sample_weight_equivalence_on_sparse_data": reason,
+    }
+
+
+@parametrize_with_checks(
+    [
+        SmoothHingeSVC(),
+        RBFSmoothHingeSVC(),
+        RBFSmoothHingeSVC(gamma=0.5),  # exact map, fixed gamma: weights == repeats
+        RBFSmoothHingeSVC(kernel_approximation="nystroem", n_components=10, random_state=0),
+        RBFSmoothHingeSVC(
+            gamma=0.5, kernel_approximation="fourier", n_components=30, random_state=0
+        ),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        # tiny separable check data: the smooth hinge is flat and Newton may stop
+        # on max_iter; that is not what these checks test
+        warnings.simplefilter("ignore", category=UserWarning)
+        check(estimator)
+
+
+# ------------------------------------------------------------------ oracle
+def smooth_hinge(z, t):
+    """t log(1 + exp(z / t)), written stably and independently."""
+    u = z / t
+    return t * (anp.maximum(u, 0.0) + anp.log1p(anp.exp(-anp.abs(u))))
+
+
+def per_sample(theta, Phi, Ypm, t, intercept):
+    """Sum over one-vs-rest outputs of the smooth hinge; theta in coef_, intercept_ order."""
+    K = Ypm.shape[1]
+    d = Phi.shape[1]
+    W = anp.reshape(theta[: K * d], (K, d))
+    b = theta[K * d :] if intercept else anp.zeros(K)
+    F = anp.dot(Phi, W.T) + b
+    return anp.sum(smooth_hinge(1.0 - Ypm * F, t), axis=1)
+
+
+def risk(theta, Phi, Ypm, s, t, C, intercept):
+    n, d = Phi.shape
+    K = Ypm.shape[1]
+    W = theta[: K * d]
+    return anp.sum(s * per_sample(theta, Phi, Ypm, t, intercept)) / n + anp.sum(W**2) / (
+        2 * C * n
+    )
+
+
+def plus_minus(est, y):
+    idx = np.searchsorted(est.classes_, y)
+    if len(est.classes_) == 2:
+        return np.where(idx == 1, 1.0, -1.0)[:, None]
+    Y = -np.ones((len(y), len(est.classes_)))
+    Y[np.arange(len(y)), idx] = 1.0
+    return Y
+
+
+def exact_rbf_features(X_train, gamma):
+    """phi(x) = L^{-1} k(X_train, x), K = L L^T, written with scikit-learn's kernel."""
+    L = np.linalg.cholesky(rbf_kernel(X_train, X_train, gamma=gamma))
+    return lambda X: np.linalg.solve(L, rbf_kernel(X_train, X, gamma=gamma)).T
+
+
+def theta_of(est):
+    return np.concatenate([est.coef_.ravel(), est.intercept_])
+
+
+def oracle(est, Phi, y, s, Phit, yt, t=None):
+    t = est.t if t is None else t
+    th = theta_of(est)
+    Y, Yt = plus_minus(est, y), plus_minus(est, yt)
+    H = hessian(risk)(th, Phi, Y, s, t, est.C, True)
+    G = jacobian(per_sample)(th, Phi, Y, t, True)
+    Gt = jacobian(per_sample)(th, Phit, Yt, t, True)
+    return H, G, Gt, -Gt @ np.linalg.solve(H, G.T)
+
+
+@pytest.mark.parametrize("model", ["linear", "rbf"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_matches_autograd_oracle(cancer, model, weighted):
+    X, y, Xt, yt = cancer
+    X, y, Xt, yt = X[:150], y[:150], Xt[:6], yt[:6]
+    sw = np.random.default_rng(0).uniform(0.3, 3.0, len(y)) if weighted else None
+    if model == "linear":
+        est = SmoothHingeSVC(C=0.7, t=0.2).fit(X, y, sample_weight=sw)
+        Phi, Phit = X, Xt
+    else:
+        est = RBFSmoothHingeSVC(C=0.7, t=0.2, gamma=0.03).fit(X, y, sample_weight=sw)
+        phi = exact_rbf_features(X, 0.03)
+        Phi, Phit = phi(X), phi(Xt)
+        np.testing.assert_allclose(est.feature_map_.transform(Xt), Phit, atol=1e-8)
+    s = np.ones(len(y)) if sw is None else sw
+    H, G, Gt, infl = oracle(est, Phi, y, s, Phit, yt)
+    np.testing.assert_allclose(est.hessian(), H, rtol=1e-6, atol=1e-8 * np.abs(H).max())
+    np.testing.assert_allclose(est.loss_gradients(Xt, yt), Gt, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        est.influence_on_loss(Xt, yt), infl, rtol=1e-5, atol=1e-7 * np.abs(infl).max()
+    )
+    np.testing.assert_allclose(
+        est.self_influence(), np.einsum("ij,ji->i", -G, np.linalg.solve(H, G.T)),
+        rtol=1e-5, atol=1e-9,
+    )
+
+
+def test_one_vs_rest_matches_oracle_and_is_block_diagonal(wine):
+    X, y, Xt, yt = wine
+    X, Xt = X[:, :3], Xt[:, :3]  # three features: no class is separable
+    est = SmoothHingeSVC(t=0.3).fit(X, y)
+    assert est.coef_.shape == (3, 3)
+    H, G, Gt, infl = oracle(est, X, y, np.ones(len(y)), Xt[:5], yt[:5])
+    np.testing.assert_allclose(est.hessian(), H, rtol=1e-6, atol=1e-9 * np.abs(H).max())
+    np.testing.assert_allclose(
+        est.influence_on_loss(Xt[:5], yt[:5]), infl, rtol=1e-5, atol=1e-8 * np.abs(infl).max()
+    )
+    # coefficients of different classes do not interact
+    Hc = est.hessian()[:9, :9]
+    assert np.abs(Hc[:3, 3:]).max() == 0 and np.abs(Hc[3:6, 6:]).max() == 0
+
+
+def test_fit_is_stationary_and_matches_sklearn_svc_as_t_goes_to_zero(cancer):
+    """At small t the smooth-hinge SVM is the hinge SVM of sklearn.svm.SVC."""
+    X, y, Xt, yt = cancer
+    X, y = X[:200], y[:200]
+    lin = SmoothHingeSVC(C=0.5, t=1e-4).fit(X, y)
+    ref = SVC(kernel="linear", C=0.5, tol=1e-8).fit(X, y)
+    rel = np.linalg.norm(lin.coef_ - ref.coef_) / np.linalg.norm(ref.coef_)
+    assert rel < 2e-3
+    rbf = RBFSmoothHingeSVC(C=0.5, gamma=0.03, t=1e-4).fit(X, y)
+    ref = SVC(kernel="rbf", gamma=0.03, C=0.5, tol=1e-8).fit(X, y)
+    dec, dec_ref = rbf.decision_function(Xt), ref.decision_function(Xt)
+    assert np.abs(dec - dec_ref).max() < 2e-3 * np.abs(dec_ref).max()
+    np.testing.assert_array_equal(rbf.predict(Xt), ref.predict(Xt))
+    assert lin.stationarity().gradient_norm < 1e-9
+
+
+# ------------------------------------------------------ definition (refit)
+def _test_losses(est, Xt, yt):
+    f = est.decision_function(Xt)
+    Y = plus_minus(est, yt)[:, 0]
+    return smooth_hinge(1.0 - Y * f, est.t)
+
+
+@pytest.mark.parametrize("cls", [SmoothHingeSVC, RBFSmoothHingeSVC])
+def test_finite_difference_of_refit_matches_definition(cancer, cls):
+    X, y, Xt, yt = cancer
+    X, y, Xt, yt = X[:120], y[:120], Xt[:20], yt[:20]
+    params = dict(t=0.3, tol=1e-13)
+    if cls is RBFSmoothHingeSVC:
+        params["gamma"] = 0.03
+    est = cls(**params).fit(X, y)
+    # test points with a loss that is not negligible
+    order = np.argsort(-_test_losses(est, Xt, yt))[:4]
+    Xt, yt = Xt[order], yt[order]
+    infl = est.influence_on_loss(Xt, yt)
+    n, h = len(y), 1e-4
+    for i in np.argsort(-np.abs(infl).max(axis=0))[:3]:
+        losses = []
+        for eps in (h, -h):
+            sw = np.ones(n)
+            sw[i] += eps * n
+            losses.append(_test_losses(clone(est).fit(X, y, sample_weight=sw), Xt, yt))
+        fd = (losses[0] - losses[1]) / (2 * h)
+        np.testing.assert_allclose(fd, infl[:, i], rtol=1e-4, atol=1e-4 * np.abs(fd).max())
+
+
+# -------------------------------------------------------- leave-one-out
+def _loo_r(est, X, y, Xt, yt, n_test=3, top=15):
+    """Pearson R of predicted vs actual removal over the top rows of the hardest tests."""
+    hard = np.argsort(-_test_losses(est, Xt, yt))[:n_test]
+    pred = est.influence_on_loss(Xt[hard], yt[hard], kind="remove")
+    base = _test_losses(est, Xt[hard], yt[hard])
+    rs = []
+    for t in range(n_test):
+        rows = np.argsort(-np.abs(pred[t]))[:top]
+        actual = []
+        for i in rows:
+            sw = np.ones(len(y))
+            sw[i] = 0.0  # removal with the feature map held fixed
+            refit = clone(est).set_params(warm_start=True)
+            refit.coef_, refit.intercept_ = est.coef_.copy(), est.intercept_.copy()
+            refit.fit(X, y, sample_weight=sw)
+            actual.append(_test_losses(refit, Xt[hard[t : t + 1]], yt[hard[t : t + 1]])[0])
+        rs.append(pearsonr(pred[t, rows], np.array(actual) - base[t])[0])
+    return float(np.mean(rs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cls, extra, floors",
+    [
+        (SmoothHingeSVC, {}, (0.7, 0.85, 0.93)),
+        (RBFSmoothHingeSVC, {"gamma": 0.02}, (0.9, 0.95, 0.98)),
+    ],
+)
+def test_leave_one_out_pearson_rises_with_t(cancer, cls, extra, floors):
+    X, y, Xt, yt = cancer
+    X, y = X[:300], y[:300]
+    rs = []
+    for t in (0.01, 0.1, 0.5):
+        est = cls(t=t, **extra).fit(X, y)
+        rs.append(_loo_r(est, X, y, Xt, yt))
+    print(f"\n{cls.__name__} leave-one-out Pearson R at t=0.01/0.1/0.5: {np.round(rs, 3)}")
+    assert all(r >= f for r, f in zip(rs, floors))
+    assert rs[0] < rs[2]
+
+
+# ------------------------------------------------------------- locality
+def test_rbf_influence_is_local_linear_is_not(cancer):
+    """RBF influence concentrates on nearby training points; linear influence does not.
+
+    Measured on the 5 highest-loss test points: the share of all |influence| held
+    by the 10% nearest training points, and the Spearman correlation between
+    |influence| and distance among the 50 most influential training points.
+    """
+    X, y, Xt, yt = cancer
+    X, y = X[:300], y[:300]
+    lin = SmoothHingeSVC(t=0.1).fit(X, y)
+    rbf = RBFSmoothHingeSVC(gamma=0.05, t=0.1).fit(X, y)
+    hard = np.argsort(-_test_losses(rbf, Xt, yt))[:5]
+    dist = np.linalg.norm(Xt[hard][:, None, :] - X[None, :, :], axis=2)
+    share, rho = {}, {}
+    for name, est in (("linear", lin), ("rbf", rbf)):
+        infl = np.abs(est.influence_on_loss(Xt[hard], yt[hard]))
+        near = np.argsort(dist, axis=1)[:, :30]
+        share[name] = np.mean(np.take_along_axis(infl, near, 1).sum(1) / infl.sum(1))
+        top = np.argsort(-infl, axis=1)[:, :50]
+        rho[name] = np.mean(
+            [spearmanr(dist[k, top[k]], infl[k, top[k]])[0] for k in range(len(hard))]
+        )
+    print(f"\nshare of |influence| in the 10% nearest rows: {share}; Spearman: {rho}")
+    assert share["rbf"] > 0.4 and share["rbf"] > 2 * share["linear"]
+    assert rho["rbf"] < -0.35 and rho["linear"] > rho["rbf"] + 0.25
+
+
+# ------------------------------------------------- separate temperature
+def test_influence_temperature_separate_from_fit(cancer):
+    X, y, Xt, yt = cancer
+    X, y, Xt, yt = X[:150], y[:150], Xt[:5], yt[:5]
+    est = SmoothHingeSVC(t=1e-3, influence_t=0.1).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StationarityWarning)
+        infl = est.influence_on_loss(Xt, yt)  # no warning: a deliberate choice
+    H, G, Gt, expected = oracle(est, X, y, np.ones(len(y)), Xt, yt, t=0.1)
+    np.testing.assert_allclose(infl, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+    assert est.stationarity().gradient_norm > 1e-6  # not stationary for t=0.1
+
+
+def test_separable_class_with_small_t_gives_clear_error(wine):
+    X, y, Xt, yt = wine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = SmoothHingeSVC(t=0.05).fit(X, y)
+    from skinfluence import SingularHessianError
+
+    try:
+        est.self_influence()
+    except SingularHessianError as exc:
+        assert "damping" in str(exc) and "larger t" in str(exc)
+    est.set_params(damping=1e-4)
+    assert np.all(np.isfinite(est.self_influence()))
