@@ -20,24 +20,39 @@ import argparse
 import time
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg import cho_factor, cho_solve, cholesky, solve_triangular
 from scipy.special import expit, softmax
 from sklearn.datasets import load_digits, make_classification
+from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
 
-from skinfluence import InfluenceLogisticRegression
+from skinfluence import InfluenceLogisticRegression, RBFSmoothHingeSVC, SmoothHingeSVC
 
 
-def floor_state(X, y, coef, intercept, C, K):
+def logistic_derivatives(f, y):
+    p = expit(f)
+    return p - y, p * (1 - p)
+
+
+def smooth_hinge_derivatives(t):
+    def derivatives(f, y):
+        sign = np.where(y == 1, 1.0, -1.0)
+        q = expit((1 - sign * f) / t)
+        return -sign * q, q * (1 - q) / t
+
+    return derivatives
+
+
+def floor_state(X, y, coef, intercept, C, K, deriv=logistic_derivatives):
     """Loss derivatives, Hessian and its Cholesky factor, written directly."""
     n = X.shape[0]
     Xt = np.hstack([X, np.ones((n, 1))])
     D = Xt.shape[1]
     F = X @ coef.T + intercept
     if K == 1:
-        p = expit(F[:, 0])
-        g = (p - y)[:, None]
-        H = Xt.T @ (Xt * (p * (1 - p))[:, None]) / n
+        g, a = deriv(F[:, 0], y)
+        g = g[:, None]
+        H = Xt.T @ (Xt * a[:, None]) / n
     else:
         P = softmax(F, axis=1)
         g = P - np.eye(K)[y]
@@ -60,11 +75,12 @@ def floor_grads(Xt, g):
     return (g[:, :, None] * Xt[:, None, :]).reshape(len(Xt), -1)
 
 
-def floor_influence(X, y, Xte, yte, coef, intercept, C, K, state=None):
-    Xt, g, cf = state or floor_state(X, y, coef, intercept, C, K)
+def floor_influence(X, y, Xte, yte, coef, intercept, C, K, state=None,
+                    deriv=logistic_derivatives):
+    Xt, g, cf = state or floor_state(X, y, coef, intercept, C, K, deriv)
     Fte = Xte @ coef.T + intercept
     if K == 1:
-        gte = (expit(Fte[:, 0]) - yte)[:, None]
+        gte = deriv(Fte[:, 0], yte)[0][:, None]
     else:
         gte = softmax(Fte, axis=1) - np.eye(K)[yte]
     Gte = floor_grads(np.hstack([Xte, np.ones((len(Xte), 1))]), gte)
@@ -77,8 +93,9 @@ def floor_influence(X, y, Xte, yte, coef, intercept, C, K, state=None):
     return out
 
 
-def floor_self_influence(X, y, coef, intercept, C, K, state=None):
-    Xt, g, cf = state or floor_state(X, y, coef, intercept, C, K)
+def floor_self_influence(X, y, coef, intercept, C, K, state=None,
+                         deriv=logistic_derivatives):
+    Xt, g, cf = state or floor_state(X, y, coef, intercept, C, K, deriv)
     V = solve_triangular(cf[0], floor_grads(Xt, g).T, lower=True)
     return -np.einsum("ij,ij->j", V, V)
 
@@ -101,13 +118,21 @@ def check_close(a, b, what):
     return err
 
 
-def run_workload(name, X, y, Xte, yte, repeats):
-    clf = InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=200)
-    clf.fit(X, y)
+def run_workload(name, est, X, y, Xte, yte, repeats, deriv=logistic_derivatives,
+                 features=None):
+    """Time ``est`` (fitted on X, y) against the floor.
+
+    ``features(X)`` gives the floor its own feature map (identity by default);
+    the floor then works on those features, as the estimator does.
+    """
+    clf = est
     K = clf.coef_.shape[0]
     yi = np.searchsorted(clf.classes_, y)
     yti = np.searchsorted(clf.classes_, yte)
-    args = (X, yi, clf.coef_, clf.intercept_, clf.C, K)
+    feat = features or (lambda A: A)
+
+    def floor_args():
+        return (feat(X), yi, clf.coef_, clf.intercept_, clf.C, K)
 
     def ours_cold_loss():
         clf._influence_cache.clear()
@@ -117,14 +142,24 @@ def run_workload(name, X, y, Xte, yte, repeats):
         clf._influence_cache.clear()
         return clf.self_influence()
 
-    fl_state = floor_state(*args)
+    def floor_cold_loss():
+        return floor_influence(*floor_args()[:2], feat(Xte), yti, *floor_args()[2:],
+                               deriv=deriv)
+
+    def floor_cold_self():
+        return floor_self_influence(*floor_args(), deriv=deriv)
+
+    Phi = feat(X)
+    fl_args = (Phi, yi, clf.coef_, clf.intercept_, clf.C, K)
+    fl_state = floor_state(*fl_args, deriv=deriv)
+    Phite = feat(Xte)
     clf.self_influence()  # warm the cache
     timings, res = median_times(
         {
             "ours cold loss": ours_cold_loss,
-            "floor cold loss": lambda: floor_influence(X, yi, Xte, yti, *args[2:]),
+            "floor cold loss": floor_cold_loss,
             "ours cold self": ours_cold_self,
-            "floor cold self": lambda: floor_self_influence(*args),
+            "floor cold self": floor_cold_self,
         },
         repeats,
     )
@@ -133,10 +168,12 @@ def run_workload(name, X, y, Xte, yte, repeats):
         {
             "ours warm loss": lambda: clf.influence_on_loss(Xte, yte),
             "floor warm loss": lambda: floor_influence(
-                X, yi, Xte, yti, *args[2:], state=fl_state
+                Phi, yi, Phite, yti, *fl_args[2:], state=fl_state, deriv=deriv
             ),
             "ours warm self": lambda: clf.self_influence(),
-            "floor warm self": lambda: floor_self_influence(*args, state=fl_state),
+            "floor warm self": lambda: floor_self_influence(
+                *fl_args, state=fl_state, deriv=deriv
+            ),
         },
         repeats,
     )
@@ -152,11 +189,16 @@ def run_workload(name, X, y, Xte, yte, repeats):
     return rows
 
 
+def fitted_logistic(X, y):
+    return InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-10, max_iter=200).fit(X, y)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--p", type=int, default=200)
+    parser.add_argument("--rbf-n", type=int, default=2000)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -165,19 +207,33 @@ def main():
         flip_y=0.05, random_state=0,
     )
     X = StandardScaler().fit_transform(X)
-    workloads = [(f"binary {args.n}x{args.p}", X[100:], y[100:], X[:100], y[:100])]
+    Xtr, ytr, Xte, yte = X[100:], y[100:], X[:100], y[:100]
     Xd, yd = load_digits(return_X_y=True)
     Xd = StandardScaler().fit_transform(Xd)
     test = rng.choice(len(yd), 100, replace=False)
-    workloads.append(("digits 1797x64, 10 classes", Xd, yd, Xd[test], yd[test]))
+    m = args.rbf_n
+    Xr, yr, Xrt, yrt = Xtr[:m], ytr[:m], Xte, yte
+    rbf = RBFSmoothHingeSVC(gamma=0.5 / args.p, t=0.1).fit(Xr, yr)
+    L = cholesky(rbf_kernel(Xr, Xr, gamma=rbf.gamma_) + rbf.feature_map_.jitter * np.eye(m),
+                 lower=True)
+    workloads = [
+        (f"logistic {args.n}x{args.p}", fitted_logistic(Xtr, ytr), Xtr, ytr, Xte, yte, {}),
+        ("logistic digits 1797x64x10", fitted_logistic(Xd, yd), Xd, yd, Xd[test], yd[test], {}),
+        (f"smooth hinge {args.n}x{args.p}", SmoothHingeSVC(t=0.1).fit(Xtr, ytr),
+         Xtr, ytr, Xte, yte, {"deriv": smooth_hinge_derivatives(0.1)}),
+        (f"RBF smooth hinge {m}x{args.p}", rbf, Xr, yr, Xrt, yrt,
+         {"deriv": smooth_hinge_derivatives(0.1),
+          "features": lambda A: solve_triangular(
+              L, rbf_kernel(Xr, A, gamma=rbf.gamma_), lower=True).T}),
+    ]
 
     rows = []
-    for w in workloads:
-        rows += run_workload(*w, repeats=args.repeats)
+    for name, est, *data, kw in workloads:
+        rows += run_workload(name, est, *data, repeats=args.repeats, **kw)
     print(f"median of {args.repeats} interleaved runs; ratio = skinfluence / floor")
-    print(f"{'workload':28s} {'quantity':36s} {'ours [s]':>9s} {'floor [s]':>9s} {'ratio':>6s}")
+    print(f"{'workload':32s} {'quantity':36s} {'ours [s]':>9s} {'floor [s]':>9s} {'ratio':>6s}")
     for r in rows:
-        print(f"{r[0]:28s} {r[1]:36s} {r[2]:9.4f} {r[3]:9.4f} {r[4]:6.2f}")
+        print(f"{r[0]:32s} {r[1]:36s} {r[2]:9.4f} {r[3]:9.4f} {r[4]:6.2f}")
 
 
 if __name__ == "__main__":

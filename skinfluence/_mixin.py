@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
@@ -287,7 +288,9 @@ class InfluenceMixin:
                 "being stored; refit it with its own `fit` to compute influence."
             )
         self._check_influence_supported()
-        key = (float(getattr(self, "damping", 0.0)), getattr(self, "influence_solver", None))
+        # any parameter may change the influence model (damping, solver, a
+        # smooth-hinge influence_t...): key the cache on all of them
+        key = tuple(sorted((k, repr(v)) for k, v in self.get_params(deep=False).items()))
         cache = self.__dict__.setdefault("_influence_cache", {})
         if key not in cache:
             cache.clear()
@@ -321,7 +324,8 @@ class InfluenceMixin:
     def _gradients(self, state, X, Y):
         model = state.model
         Phi = model.features.transform(X)
-        G = output_derivatives(model.loss, Y, self._outputs(model, X), order=1)
+        F = self._outputs(model, Phi, state.identity)
+        G = output_derivatives(model.loss, Y, F, order=1)
         return sample_gradients(Phi, G, state.intercept)
 
     @staticmethod
@@ -407,6 +411,13 @@ class InfluenceMixin:
         state = self._state()
         out = np.empty(state.n)
         for rows in row_chunks(state.n, state.P):
+            if state.K == 1 and not sp.issparse(state.Phi):
+                # grad l_i = g_i phi~_i: ||L^-1 grad l_i||^2 = g_i^2 ||L^-1 phi~_i||^2,
+                # without copying the rows into [phi, 1]
+                out[rows] = -state.G[rows, 0] ** 2 * state.solver.quad_augmented(
+                    state.Phi[rows], state.intercept
+                )
+                continue
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
             V = state.solver.half_solve(Gi.T)
             out[rows] = -np.einsum("pc,pc->c", V, V)

@@ -182,7 +182,9 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
         else:
             # all blocks in one GEMM: Phi~^T [w_q * Phi~]_q, shape (D, n_blocks, D)
             Pt = augment(Phi, intercept)
-            R = (W[:, :, None] * Pt[:, None, :]).reshape(Pt.shape[0], -1)
+            R = np.empty((Pt.shape[0], len(ks), Pt.shape[1]))  # C order: free reshape
+            np.multiply(W[:, :, None], Pt[:, None, :], out=R)
+            R = R.reshape(Pt.shape[0], -1)
             part = (Pt.T @ R).reshape(Pt.shape[1], len(ks), Pt.shape[1])
         acc = part if acc is None else acc + part
     D = acc.shape[0]

@@ -66,3 +66,19 @@ class DirectSolver:
     def half_solve(self, B):
         """``L^{-1} B`` where ``H = L L^T``."""
         return solve_triangular(self._c, B, lower=True, check_finite=False)
+
+    def quad_augmented(self, Phi, intercept):
+        """``[phi_i, 1]^T H^{-1} [phi_i, 1]`` for every row ``phi_i`` of ``Phi``.
+
+        Splits ``L = [[L11, 0], [l21^T, l22]]`` so that the rows never need to be
+        copied into an augmented matrix: ``L^{-1} [phi; 1] = [v; (1 - l21^T v) /
+        l22]`` with ``v = L11^{-1} phi``. Without ``intercept`` it is
+        ``||L^{-1} phi||^2``.
+        """
+        d = Phi.shape[1]
+        V = solve_triangular(self._c[:d, :d], Phi.T, lower=True, check_finite=False)
+        quad = np.einsum("pc,pc->c", V, V)
+        if intercept:
+            last = (1.0 - self._c[d, :d] @ V) / self._c[d, d]
+            quad += last**2
+        return quad

@@ -286,3 +286,17 @@ def test_separable_class_with_small_t_gives_clear_error(wine):
         assert "damping" in str(exc) and "larger t" in str(exc)
     est.set_params(damping=1e-4)
     assert np.all(np.isfinite(est.self_influence()))
+
+
+def test_changing_influence_t_after_fit_changes_the_explanation(cancer):
+    X, y, Xt, yt = cancer
+    X, y = X[:150], y[:150]
+    est = SmoothHingeSVC(t=1e-3).fit(X, y)
+    hard = np.argsort(-_test_losses(est, Xt, yt))[:4]
+    Xt, yt = Xt[hard], yt[hard]
+    first = est.influence_on_loss(Xt, yt)
+    est.set_params(influence_t=0.1)
+    H, G, Gt, expected = oracle(est, X, y, np.ones(len(y)), Xt, yt, t=0.1)
+    second = est.influence_on_loss(Xt, yt)
+    np.testing.assert_allclose(second, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+    assert np.abs(first - second).max() > 0.1 * np.abs(second).max()
