@@ -34,8 +34,8 @@ from sklearn.utils.validation import (
 )
 
 from .curvature import (
+    HessianOperator,
     directional_gradients,
-    hessian,
     objective_gradient,
     output_derivatives,
     penalty_diagonal,
@@ -44,7 +44,7 @@ from .curvature import (
 )
 from .exceptions import StationarityWarning
 from .features import IdentityFeatures
-from .solvers import DirectSolver
+from .solvers import ConjugateGradient, DirectSolver, resolve_solver
 
 __all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
 
@@ -151,27 +151,31 @@ class _InfluenceState:
         F = est._outputs(model, self.Phi, self.identity)
         self.G, A = output_derivatives(model.loss, Y, F)
         pen = self.penalty_diagonal(model, n)
-        H = hessian(self.identity, self.Phi, A, s, n, self.intercept, pen)
-        del A
-        self.H = H  # undamped, unaugmented: reported by ``hessian()``
         damping = float(getattr(est, "damping", 0.0))
 
         # Directions along which the objective is flat by construction
-        # (softmax shift invariance): every gradient is orthogonal to them, so we
-        # solve on their complement by adding c N N^T (DESIGN.md section 2).
+        # (softmax shift invariance): every gradient is orthogonal to them, so the
+        # operator adds c N N^T and solves act on their complement (DESIGN.md §2).
         N = self.null_directions(model, pen)
-        Hs = H.copy()
-        if damping > 0:
-            Hs[np.diag_indices_from(Hs)] += damping
-        if N is not None:
-            scale = max(float(np.mean(np.diag(Hs))), np.finfo(float).tiny)
-            Hs += scale * (N @ N.T)
-        self.N = N
-        self.solver = DirectSolver(Hs)
+        self.op = HessianOperator(self.Phi, A, s, self.intercept, pen, damping, N)
+        self.solver = resolve_solver(getattr(est, "influence_solver", "auto"), self.P).build(
+            self.op
+        )
         self.grad = objective_gradient(
             self.Phi, self.G, s, n, self.intercept, pen, Theta
         ).ravel()
         self.stationarity = self._stationarity(est)
+
+    def hessian(self):
+        """``grad^2 R`` without damping (formed on request for matrix-free solvers)."""
+        return self.op.matrix(regularised=False)
+
+    def solve_many(self, B):
+        """``H^{-1} B`` for many right-hand sides, in bounded batches of columns."""
+        batch = getattr(self.solver, "rhs_batch", None)
+        if batch is None or B.shape[1] <= batch:
+            return self.solver.solve(B)
+        return np.hstack([self.solver.solve(B[:, sl]) for sl in row_chunks(B.shape[1], 1, batch)])
 
     @staticmethod
     def penalty_diagonal(model, n):
@@ -194,12 +198,21 @@ class _InfluenceState:
         return np.array(cols).T if cols else None
 
     def _stationarity(self, est):
-        step = self.solver.solve(self.grad)
+        # exact solves: the direct factorisation when there is one, else CG on a
+        # smaller sample of training points (a stochastic solver would blur it)
+        if isinstance(self.solver, DirectSolver):
+            solver, size = self.solver, 200
+        else:
+            solver, size = ConjugateGradient(tol=1e-8).build(self.op), 32
         n = self.n
         rng = np.random.default_rng(0)
-        idx = np.sort(rng.choice(n, size=min(n, 200), replace=False))
+        idx = np.sort(rng.choice(n, size=min(n, size), replace=False))
         Gi = sample_gradients(self.Phi[idx], self.G[idx], self.intercept)
-        steps = np.linalg.norm(self.solver.solve(Gi.T), axis=0) * self.s[idx] / n
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an approximate check is still a check
+            S = solver.solve(np.column_stack([self.grad, Gi.T]))
+        step = S[:, 0]
+        steps = np.linalg.norm(S[:, 1:], axis=0) * self.s[idx] / n
         removal = float(np.sqrt(np.mean(steps**2)))
         step_norm = float(np.linalg.norm(step))
         ratio = step_norm / removal if removal > 0 else (0.0 if step_norm == 0 else np.inf)
@@ -369,7 +382,7 @@ class InfluenceMixin:
         state = self._state()
         X_test, Y_test = self._validate_test(X_test, y_test)
         Gt = self._gradients(state, X_test, Y_test)
-        S = state.solver.solve(Gt.T)
+        S = state.solve_many(Gt.T)
         return self._train_dot(state, S, kind)
 
     def _train_dot(self, state, S, kind):
@@ -411,7 +424,11 @@ class InfluenceMixin:
         state = self._state()
         out = np.empty(state.n)
         for rows in row_chunks(state.n, state.P):
-            if state.K == 1 and not sp.issparse(state.Phi):
+            if (
+                state.K == 1
+                and not sp.issparse(state.Phi)
+                and hasattr(state.solver, "quad_augmented")
+            ):
                 # grad l_i = g_i phi~_i: ||L^-1 grad l_i||^2 = g_i^2 ||L^-1 phi~_i||^2,
                 # without copying the rows into [phi, 1]
                 out[rows] = -state.G[rows, 0] ** 2 * state.solver.quad_augmented(
@@ -419,8 +436,11 @@ class InfluenceMixin:
                 )
                 continue
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
-            V = state.solver.half_solve(Gi.T)
-            out[rows] = -np.einsum("pc,pc->c", V, V)
+            if hasattr(state.solver, "half_solve"):
+                V = state.solver.half_solve(Gi.T)
+                out[rows] = -np.einsum("pc,pc->c", V, V)
+            else:  # iterative solvers: exact to their tolerance, batched solves
+                out[rows] = -np.einsum("cp,pc->c", Gi, state.solve_many(Gi.T))
         if kind == "remove":
             out *= self._removal_scale(state)
         return out
@@ -445,7 +465,7 @@ class InfluenceMixin:
         out = np.empty((state.n, state.P))
         for rows in row_chunks(state.n, state.P):
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
-            out[rows] = -state.solver.solve(Gi.T).T[:, state.perm]
+            out[rows] = -state.solve_many(Gi.T).T[:, state.perm]
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
         return out
@@ -473,7 +493,7 @@ class InfluenceMixin:
         ndarray of shape (n_params, n_params)
         """
         state = self._state()
-        return state.H[np.ix_(state.perm, state.perm)]
+        return state.hessian()[np.ix_(state.perm, state.perm)]
 
     def stationarity(self):
         """How stationary the fitted parameters are; see :class:`StationarityReport`.

@@ -20,6 +20,8 @@ import scipy.sparse as sp
 from autograd import elementwise_grad
 from scipy.linalg.blas import dsyrk
 
+from .features import IdentityFeatures
+
 __all__ = [
     "output_derivatives",
     "row_chunks",
@@ -29,11 +31,12 @@ __all__ = [
     "objective_gradient",
     "hessian",
     "directional_gradients",
+    "HessianOperator",
 ]
 
 # Rows per chunk are chosen so that a chunk of width ``w`` holds about this many
-# float64 values (64 MiB).
-CHUNK_ELEMENTS = 2**23
+# float64 values (16 MiB).
+CHUNK_ELEMENTS = 2**21
 
 
 def output_derivatives(loss, Y, F, order=2):
@@ -235,3 +238,116 @@ def directional_gradients(Phi, G, S, intercept):
     if K == 1:
         return (T[:, 0, :] * G).T
     return np.einsum("ck,ckm->mc", G, T, optimize=True)
+
+
+class HessianOperator:
+    """The Hessian of ``R`` (plus damping) as a linear operator, never formed.
+
+    ``H V = (1/n) sum_i s_i (A_i (x) phi~_i phi~_i^T) V + (pen + damping) V
+    + c N N^T V`` for a block ``V`` of ``m`` vectors in the internal layout, in
+    one pass over chunks of rows: two matrix products with the features per
+    chunk, so the cost is O(nnz(Phi) K m). ``N`` spans directions the objective
+    ignores by construction (softmax shift invariance); adding ``c N N^T`` makes
+    the operator positive definite without changing any solve against a
+    right-hand side orthogonal to ``N``.
+
+    Parameters
+    ----------
+    Phi : ndarray or sparse matrix of shape (n, d)
+    A : ndarray of shape (n, K, K)
+    s : ndarray of shape (n,)
+    intercept : bool
+    pen : ndarray of shape (K * D,)
+    damping : float
+    null_basis : ndarray of shape (K * D, r) or None
+    """
+
+    def __init__(self, Phi, A, s, intercept, pen, damping=0.0, null_basis=None):
+        self.Phi, self.A, self.s = Phi, A, s
+        self.n = Phi.shape[0]
+        self.K = A.shape[1]
+        self.d = Phi.shape[1]
+        self.intercept = intercept
+        self.D = self.d + int(intercept)
+        self.P = self.K * self.D
+        self.pen = pen
+        self.damping = float(damping)
+        self.N = null_basis
+        self.null_scale = 0.0
+        if null_basis is not None:
+            self.null_scale = max(float(np.mean(self._data_diagonal() + pen)) + damping,
+                                  np.finfo(float).tiny)
+
+    def _data_diagonal(self):
+        """Diagonal of ``(1/n) sum_i s_i (A_i (x) phi~_i phi~_i^T)``."""
+        K, D, d = self.K, self.D, self.d
+        diag = np.zeros((K, D))
+        Akk = self.A[:, np.arange(K), np.arange(K)] * self.s[:, None]  # (n, K)
+        for rows in row_chunks(self.n, d if not sp.issparse(self.Phi) else K):
+            Phi = self.Phi[rows]
+            sq = Phi.multiply(Phi) if sp.issparse(Phi) else Phi * Phi
+            diag[:, :d] += np.asarray(sq.T @ Akk[rows]).T
+            if self.intercept:
+                diag[:, d] += Akk[rows].sum(axis=0)
+        return diag.ravel() / self.n
+
+    def diagonal(self):
+        """Diagonal of the operator (for a Jacobi preconditioner)."""
+        out = self._data_diagonal() + self.pen + self.damping
+        if self.N is not None:
+            out = out + self.null_scale * np.sum(self.N**2, axis=1)
+        return out
+
+    def matvec(self, V, rows=None):
+        """``H V`` for ``V`` of shape ``(P,)`` or ``(P, m)``.
+
+        With ``rows`` (an index array) the data term is the average over those
+        rows only -- the mini-batch Hessian of stochastic estimation.
+        """
+        V = np.asarray(V, dtype=np.float64)
+        vec = V.ndim == 1
+        V2 = V.reshape(self.P, -1)
+        m = V2.shape[1]
+        K, D, d = self.K, self.D, self.d
+        V3 = V2.reshape(K, D, m)
+        VW = V3[:, :d, :].transpose(1, 0, 2).reshape(d, K * m)
+        out = np.zeros((d, K * m))
+        out_b = np.zeros((K, m))
+        idx = np.arange(self.n) if rows is None else np.asarray(rows)
+        count = len(idx)
+        # slices of dense rows are views and sparse rows are cheap: only the
+        # (c, K m) temporaries bound the chunk; fancy-indexed dense rows are copies
+        width = K * m if (rows is None or sp.issparse(self.Phi)) else max(d, K * m)
+        for part in row_chunks(count, width):
+            sel = idx[part] if rows is not None else part
+            Phi = self.Phi[sel]
+            U = np.asarray(Phi @ VW).reshape(-1, K, m)
+            if self.intercept:
+                U = U + V3[:, d, :][None, :, :]
+            As = self.A[sel] * self.s[sel][:, None, None]
+            if K == 1:
+                Z = As[:, 0, 0][:, None, None] * U
+            else:
+                Z = np.einsum("ckl,clm->ckm", As, U, optimize=True)
+            out += np.asarray(Phi.T @ Z.reshape(-1, K * m))
+            if self.intercept:
+                out_b += Z.sum(axis=0)
+        HV = np.empty((K, D, m))
+        HV[:, :d, :] = out.reshape(d, K, m).transpose(1, 0, 2)
+        if self.intercept:
+            HV[:, d, :] = out_b
+        HV = HV.reshape(self.P, m) / count
+        HV += (self.pen + self.damping)[:, None] * V2
+        if self.N is not None:
+            HV += self.null_scale * (self.N @ (self.N.T @ V2))
+        return HV[:, 0] if vec else HV
+
+    def matrix(self, regularised=True):
+        """The dense matrix; with ``regularised``, plus damping and ``c N N^T``."""
+        H = hessian(IdentityFeatures(), self.Phi, self.A, self.s, self.n, self.intercept,
+                    self.pen)
+        if regularised:
+            H[np.diag_indices_from(H)] += self.damping
+            if self.N is not None:
+                H += self.null_scale * (self.N @ self.N.T)
+        return H

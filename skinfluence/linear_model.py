@@ -4,7 +4,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._mixin import InfluenceMixin, InfluenceModel
@@ -16,7 +16,7 @@ from .losses import LogLoss, SoftmaxLoss
 __all__ = ["InfluenceLogisticRegression"]
 
 _INFLUENCE_CONSTRAINTS = {
-    "influence_solver": [StrOptions({"auto", "direct"})],
+    "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
     "damping": [Interval(Real, 0, None, closed="left")],
 }
 
@@ -56,9 +56,15 @@ class InfluenceLogisticRegression(InfluenceMixin, LogisticRegression):
     penalty, C, l1_ratio, dual, tol, fit_intercept, intercept_scaling, \
 class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         As in :class:`sklearn.linear_model.LogisticRegression`.
-    influence_solver : {"auto", "direct"}, default="auto"
+    influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
         How ``H^{-1}`` is applied: ``"direct"`` factors the exact Hessian
-        (Cholesky). ``"auto"`` currently means ``"direct"``.
+        (Cholesky); ``"cg"`` runs conjugate gradients on Hessian-vector products
+        (never forms H; for many features or sparse X); ``"lissa"`` the paper's
+        stochastic estimation (approximate); ``"auto"`` is direct up to 4,000
+        parameters, else CG. Pass :class:`~skinfluence.solvers.Direct`,
+        :class:`~skinfluence.solvers.ConjugateGradient` or
+        :class:`~skinfluence.solvers.LiSSA` to set their options (tunable as
+        ``influence_solver__<option>``).
     damping : float, default=0.0
         ``lambda >= 0`` added to the Hessian's diagonal (``H + lambda I``), for
         objectives whose Hessian is singular or ill-conditioned.

@@ -15,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -46,7 +46,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
-        "influence_solver": [StrOptions({"auto", "direct"})],
+        "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
         "damping": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -170,8 +170,9 @@ _SHARED_PARAMS = """\
         Maximum number of Newton iterations.
     warm_start : bool, default=False
         Start from the previous solution (useful when refitting many times).
-    influence_solver : {"auto", "direct"}, default="auto"
-        How ``H^{-1}`` is applied (``"auto"`` means ``"direct"``: Cholesky).
+    influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
+        How ``H^{-1}`` is applied, as in InfluenceLogisticRegression (``"auto"``:
+        Cholesky up to 4,000 parameters, else conjugate gradients).
     damping : float, default=0.0
         ``lambda`` added to the Hessian's diagonal for influence."""
 

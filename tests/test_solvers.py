@@ -1,0 +1,205 @@
+"""Inverse-Hessian solvers, sparse input and bounded memory."""
+
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.special import expit
+from scipy.stats import pearsonr
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from skinfluence import InfluenceLogisticRegression, RBFSmoothHingeSVC, SmoothHingeSVC
+from skinfluence.solvers import (
+    CGSolver,
+    ConjugateGradient,
+    Direct,
+    DirectSolver,
+    LiSSA,
+    LissaSolver,
+)
+
+NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+@pytest.mark.parametrize(
+    "solver, tol",
+    [("cg", 1e-8), (ConjugateGradient(tol=1e-12, preconditioner=None), 1e-8), ("lissa", 1e-5)],
+)
+def test_iterative_solvers_agree_with_direct(request, data, solver, tol):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ref = (clf.influence_on_loss(Xt[:10], yt[:10]), clf.self_influence(),
+           clf.influence_on_params())
+    clf.set_params(influence_solver=solver)
+    got = (clf.influence_on_loss(Xt[:10], yt[:10]), clf.self_influence(),
+           clf.influence_on_params())
+    for a, b in zip(got, ref):
+        assert _rel(a, b) < tol
+
+
+@pytest.mark.parametrize("solver", ["cg", "lissa"])
+def test_iterative_solvers_on_svms(cancer, solver):
+    X, y, Xt, yt = cancer
+    X, y = X[:200], y[:200]
+    for est in (SmoothHingeSVC(t=0.2), RBFSmoothHingeSVC(gamma=0.03, t=0.2)):
+        est.fit(X, y)
+        ref = est.influence_on_loss(Xt[:8], yt[:8])
+        est.set_params(influence_solver=solver)
+        assert _rel(est.influence_on_loss(Xt[:8], yt[:8]), ref) < 1e-5
+
+
+def test_cg_matches_scipy_cg_one_column(cancer):
+    """Our block CG is CG: one right-hand side agrees with scipy.sparse.linalg.cg."""
+    from scipy.sparse.linalg import LinearOperator, cg
+
+    X, y, _, _ = cancer
+    clf = InfluenceLogisticRegression(**NEWTON, influence_solver="cg").fit(X, y)
+    state = clf._state()
+    b = np.random.default_rng(0).standard_normal(state.P)
+    ours = state.solver.solve(b)
+    op = LinearOperator((state.P, state.P), matvec=state.op.matvec)
+    ref, info = cg(op, b, rtol=1e-12, maxiter=5000)
+    assert info == 0
+    assert _rel(ours, ref) < 1e-8
+
+
+def test_solver_objects_are_nested_parameters(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON, influence_solver=ConjugateGradient())
+    assert clf.get_params()["influence_solver__tol"] == 1e-10
+    clf.set_params(influence_solver__tol=1e-6)
+    assert clf.influence_solver.tol == 1e-6
+    clf.fit(X, y)
+    assert isinstance(clf._state().solver, CGSolver)
+    c = clone(clf)
+    assert c.influence_solver is not clf.influence_solver and c.influence_solver.tol == 1e-6
+    with pytest.raises(ValueError, match="influence_solver"):
+        InfluenceLogisticRegression(influence_solver="qr").fit(X, y)
+
+
+def test_cg_warns_with_residual_when_stopped_early(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(
+        **NEWTON, influence_solver=ConjugateGradient(maxiter=3, preconditioner=None)
+    ).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="relative residual"):
+        clf.influence_on_loss(Xt[:3], yt[:3])
+
+
+def test_auto_rule():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 50))
+    y = (X[:, 0] > 0).astype(int)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    assert isinstance(clf._state().solver, DirectSolver)
+    Xw = sp.random(300, 4500, density=0.01, format="csr", random_state=0)
+    clf = InfluenceLogisticRegression(tol=1e-10, max_iter=1000).fit(Xw, y)
+    assert isinstance(clf._state().solver, CGSolver)
+    clf.set_params(influence_solver=LiSSA(depth=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert isinstance(clf._state().solver, LissaSolver)
+
+
+@pytest.mark.slow
+def test_leave_one_out_pearson_for_each_solver(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    t = 3
+    base = clf.influence_on_loss(Xt[t : t + 1], yt[t : t + 1], kind="remove")[0]
+    top = np.argsort(-np.abs(base))[:50]
+    actual = []
+    p0 = clf.predict_proba(Xt[t : t + 1])[0, yt[t]]
+    for i in top:
+        keep = np.arange(len(y)) != i
+        p = clone(clf).fit(X[keep], y[keep]).predict_proba(Xt[t : t + 1])[0, yt[t]]
+        actual.append(np.log(p0) - np.log(p))
+    rs = {}
+    for solver in ("direct", "cg", "lissa"):
+        clf.set_params(influence_solver=solver)
+        pred = clf.influence_on_loss(Xt[t : t + 1], yt[t : t + 1], kind="remove")[0]
+        rs[solver] = pearsonr(pred[top], actual)[0]
+    print(f"\nleave-one-out Pearson R by solver (breast_cancer): {rs}")
+    assert min(rs.values()) > 0.9
+
+
+# ------------------------------------------------------------------ sparse
+def _bag_of_words(n, p, density, seed=0):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, p, density=density, format="csr", random_state=seed,
+                  data_rvs=lambda k: rng.poisson(2, k) + 1.0)
+    w = rng.standard_normal(p) * (rng.random(p) < 0.05)
+    y = (X @ w + 0.5 * rng.standard_normal(n) > 0).astype(int)
+    return X, y
+
+
+def test_sparse_bag_of_words_matches_woodbury_oracle():
+    """20,000 columns, 300 rows: H^-1 through Woodbury on the n x n system."""
+    X, y = _bag_of_words(300, 20000, 0.01)
+    Xt, yt = X[:7], y[:7]
+    C = 2.0
+    clf = InfluenceLogisticRegression(C=C, fit_intercept=False, tol=1e-12, max_iter=5000)
+    clf.fit(X, y)
+    assert isinstance(clf._state().solver, CGSolver)
+    infl = clf.influence_on_loss(Xt, yt)
+    si = clf.self_influence()
+    # oracle: H = lam I + (1/n) X^T D X, lam = 1/(C n), D = diag(p(1-p))
+    n = X.shape[0]
+    w = clf.coef_.ravel()
+    p = expit(X @ w)
+    D = p * (1 - p)
+    lam = 1.0 / (C * n)
+    Xd = X.toarray()
+
+    def hinv(B):  # (1/lam) [B - X^T (n lam D^-1 + X X^T)^-1 X B]
+        inner = np.linalg.solve(np.diag(n * lam / D) + Xd @ Xd.T, Xd @ B)
+        return (B - Xd.T @ inner) / lam
+
+    G = Xd * (p - y)[:, None]
+    Gt = Xt.toarray() * (expit(Xt @ w) - yt)[:, None]
+    np.testing.assert_allclose(infl, -Gt @ hinv(G.T), rtol=1e-6, atol=1e-8 * np.abs(infl).max())
+    np.testing.assert_allclose(si, -np.einsum("ij,ji->i", G, hinv(G.T)), rtol=1e-6, atol=1e-12)
+    # sparse and dense input give the same answer
+    dense = clone(clf).fit(Xd, y)
+    assert _rel(dense.influence_on_loss(Xt.toarray(), yt), infl) < 1e-7
+
+
+def test_sparse_never_densifies():
+    X, y = _bag_of_words(4000, 20000, 0.005)
+    clf = InfluenceLogisticRegression(C=1.0, tol=1e-10, max_iter=2000).fit(X, y)
+    dense_bytes = X.shape[0] * X.shape[1] * 8
+    tracemalloc.start()
+    try:
+        clf.influence_on_loss(X[:10], y[:10], kind="remove")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < dense_bytes / 4, (peak, dense_bytes)
+
+
+# ---------------------------------------------------------- bounded memory
+def test_memory_is_bounded_by_chunks():
+    """Peak extra memory stays well under a copy of X plus the output."""
+    rng = np.random.default_rng(0)
+    n, p = 300_000, 50
+    X = rng.standard_normal((n, p))
+    y = (X[:, 0] + rng.standard_normal(n) > 0).astype(int)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    clf.self_influence()  # build the cached state outside the measurement
+    tracemalloc.start()
+    try:
+        out = clf.influence_on_loss(X[:10], y[:10])
+        si = clf.self_influence()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (10, n) and si.shape == (n,)
+    assert peak < 0.5 * (X.nbytes + out.nbytes), (peak, X.nbytes)
