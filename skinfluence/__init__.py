@@ -3,8 +3,16 @@
 from ._mixin import InfluenceMixin, InfluenceModel, StationarityReport
 from .exceptions import InfluenceNotDefinedError, SingularHessianError, StationarityWarning
 from .linear_model import InfluenceLogisticRegression
+from .applications import (
+    aggregate_influence,
+    label_audit,
+    responsible_features,
+    top_training_rows,
+    training_set_attack,
+)
 from .pipeline import PipelineInfluence
 from .svm import RBFSmoothHingeSVC, SmoothHingeSVC
+from .validation import RetrainingResult, retrain_without
 
 __version__ = "0.1.0"
 
@@ -16,6 +24,13 @@ __all__ = [
     "SmoothHingeSVC",
     "RBFSmoothHingeSVC",
     "StationarityReport",
+    "retrain_without",
+    "RetrainingResult",
+    "top_training_rows",
+    "aggregate_influence",
+    "responsible_features",
+    "training_set_attack",
+    "label_audit",
     "InfluenceNotDefinedError",
     "SingularHessianError",
     "StationarityWarning",

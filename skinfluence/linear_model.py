@@ -156,13 +156,17 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         self : object
         """
         super().fit(X, y, sample_weight=sample_weight)
+        X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
         y = column_or_1d(y)
         s, y_index = effective_weights(
             self.classes_, self.class_weight, y, sample_weight, X.shape[0]
         )
         loss = self._loss()
-        self._remember_training_data(X, loss.encode(y_index, len(self.classes_)), s)
+        self._remember_training_data(
+            X, loss.encode(y_index, len(self.classes_)), s, y=y, sample_weight=sample_weight,
+            X_raw=X_raw,
+        )
         return self
 
     def _loss(self):

@@ -70,6 +70,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
+        X_raw = X
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)
         classes = np.unique(y)
@@ -113,7 +114,9 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         self.feature_map_ = features
         self.coef_ = Theta[:, :d]
         self.intercept_ = Theta[:, d] if self.fit_intercept else np.zeros(K)
-        self._remember_training_data(X, Y, s)
+        self._remember_training_data(
+            X, Y, s, y=y, sample_weight=sample_weight, X_raw=X_raw
+        )
         return self
 
     def decision_function(self, X):

@@ -1,0 +1,244 @@
+"""Perturbation influence, Newton removal, validation and the paper's applications."""
+
+import numpy as np
+import pytest
+from autograd import elementwise_grad, grad
+from sklearn.base import clone
+
+from skinfluence import (
+    InfluenceLogisticRegression,
+    RBFSmoothHingeSVC,
+    aggregate_influence,
+    label_audit,
+    responsible_features,
+    retrain_without,
+    top_training_rows,
+    training_set_attack,
+)
+
+from .oracle import oracle_quantities, per_sample_logistic_loss, theta_of
+
+NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
+
+
+# ------------------------------------------------------ perturbation influence
+def _oracle_pert(clf, X, y, Xt, yt):
+    """-d/dx_i [grad_theta l(x_i, y_i)^T H^+ grad_theta l(z_test)], one row at a time."""
+    import autograd.numpy as anp
+
+    H, G, Gt, _ = oracle_quantities(clf, X, y, np.ones(len(y)), Xt, yt)
+    V = np.linalg.pinv(H, rcond=1e-10, hermitian=True) @ Gt.T
+    K = 1 if len(clf.classes_) == 2 else len(clf.classes_)
+    yi = np.searchsorted(clf.classes_, y)
+    theta = theta_of(clf)
+
+    def loss(th, x, i):
+        return per_sample_logistic_loss(th, anp.reshape(x, (1, -1)), yi[i : i + 1], K,
+                                        clf.fit_intercept)[0]
+
+    out = np.empty((len(yt), len(y), X.shape[1]))
+    for j in range(len(yt)):
+        for i in range(len(y)):
+            out[j, i] = -grad(lambda x: anp.dot(grad(loss)(theta, x, i), V[:, j]))(X[i])
+    return out
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+def test_perturbation_influence_matches_autograd_oracle(request, data):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    X, y, Xt, yt = X[:60], y[:60], Xt[:2], yt[:2]
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ours = clf.perturbation_influence(Xt, yt)
+    expected = _oracle_pert(clf, X, y, Xt, yt)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+
+
+def test_perturbation_influence_finite_difference_of_refit(cancer):
+    """Move x_i by delta, refit: the test loss moves by (s_i/n) I_pert . delta."""
+    X, y, Xt, yt = cancer
+    X, y = X[:150], y[:150]
+    clf = InfluenceLogisticRegression(C=0.5, **NEWTON).fit(X, y)
+    t = np.argmax(clf.loss_values(Xt, yt))
+    pert = clf.perturbation_influence(Xt[t : t + 1], yt[t : t + 1])[0]
+    n = len(y)
+    for i in np.argsort(-np.linalg.norm(pert, axis=1))[:3]:
+        delta = 1e-4 * np.sign(pert[i])
+        changes = []
+        for sgn in (1, -1):
+            Xp = X.copy()
+            Xp[i] += sgn * delta
+            changes.append(clone(clf).fit(Xp, y).loss_values(Xt[t : t + 1], yt[t : t + 1])[0])
+        fd = (changes[0] - changes[1]) / 2
+        np.testing.assert_allclose(fd, pert[i] @ delta / n, rtol=1e-4)
+
+
+def test_perturbation_influence_flows_through_rbf_features(cancer):
+    """RBF: central differences of the influence quantity in the input (map fixed)."""
+    X, y, Xt, yt = cancer
+    X, y = X[:80], y[:80]
+    est = RBFSmoothHingeSVC(gamma=0.05, t=0.3).fit(X, y)
+    t = np.argmax(est.loss_values(Xt, yt))
+    pert = est.perturbation_influence(Xt[t : t + 1], yt[t : t + 1])[0]
+    state = est._state()
+    S = state.solve_many(est.loss_gradients(Xt[t : t + 1], yt[t : t + 1])[:, np.argsort(state.perm)].T)
+    i = int(np.argmax(np.linalg.norm(pert, axis=1)))
+    h = 1e-5
+    fd = np.empty(X.shape[1])
+    for f in range(X.shape[1]):
+        vals = []
+        for sgn in (1, -1):
+            x = X[i : i + 1].copy()
+            x[0, f] += sgn * h
+            g = est.loss_gradients(x, y[i : i + 1])[:, np.argsort(state.perm)]
+            vals.append((g @ S)[0, 0])
+        fd[f] = -(vals[0] - vals[1]) / (2 * h)
+    np.testing.assert_allclose(pert[i], fd, rtol=1e-5, atol=1e-7 * np.abs(fd).max())
+
+
+# -------------------------------------------------------------- Newton removal
+NEWTON_R = {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["cancer", "wine", "digits5"])
+def test_newton_removal_beats_first_order_against_retraining(request, data):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    tests = np.random.default_rng(0).choice(len(yt), 3, replace=False)
+    first = clf.influence_on_loss(Xt[tests], yt[tests], kind="remove")
+    rows = np.unique(np.argsort(-np.abs(first), axis=1)[:, :50])
+    res = retrain_without(clf, Xt[tests], yt[tests], indices=rows)
+    r1, rn = res.pearson("remove"), res.pearson("newton")
+    NEWTON_R[data] = (r1, rn)
+    print(f"\n{data}: leave-one-out Pearson R first order {r1:.4f}, Newton {rn:.4f}")
+    assert rn > r1
+    assert rn >= 0.99 if data != "wine" else rn >= 0.985
+
+
+def test_newton_step_is_exact_for_a_quadratic_loss():
+    """For the squared loss one Newton step is the exact leave-one-out solution."""
+    from skinfluence._optimize import fit_newton
+    from skinfluence.curvature import penalty_diagonal
+    from skinfluence.losses import SquaredLoss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    yv = X @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.standard_normal(40)
+
+    # a tiny ridge model through the mixin contract
+    from skinfluence._mixin import InfluenceMixin, InfluenceModel
+    from skinfluence.features import IdentityFeatures
+
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    class TinyRidge(InfluenceMixin, RegressorMixin, BaseEstimator):
+        def __init__(self, C=1.0):
+            self.C = C
+
+        def fit(self, X, y, sample_weight=None):
+            s = np.ones(len(y)) if sample_weight is None else sample_weight
+            pen = penalty_diagonal(1, X.shape[1], True, self.C, len(y))
+            Th, _ = fit_newton(SquaredLoss(), X, y[:, None], s, True, pen, np.zeros((1, 4)),
+                               tol=1e-14)
+            self.coef_, self.intercept_ = Th[:, :3], Th[:, 3]
+            self.n_features_in_ = 3
+            self._remember_training_data(X, y[:, None], s, y=y)
+            return self
+
+        def _influence_targets(self, y):
+            return np.asarray(y, float)[:, None]
+
+        def _influence_model(self):
+            return InfluenceModel(SquaredLoss(), IdentityFeatures(), self.coef_,
+                                  self.intercept_, self.C)
+
+    m = TinyRidge(C=0.1).fit(X, yv)
+    newton = m.influence_on_loss(X[:5], yv[:5], kind="newton")
+    for i in range(5):
+        w = np.ones(40)
+        w[i] = 0
+        refit = TinyRidge(C=0.1).fit(X, yv, sample_weight=w)
+        np.testing.assert_allclose(
+            newton[:, i], refit.loss_values(X[:5], yv[:5]) - m.loss_values(X[:5], yv[:5]),
+            rtol=1e-8, atol=1e-12,
+        )
+
+
+def test_group_removal_newton_vs_refit(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    t = np.argsort(-clf.loss_values(Xt, yt))[:2]
+    first = clf.influence_on_loss(Xt[t], yt[t], kind="remove").sum(axis=0)
+    groups = [np.argsort(first)[:10], np.argsort(-first)[:10], np.arange(20)]
+    newton = clf.group_influence_on_loss(Xt[t], yt[t], groups, kind="newton")
+    lin = clf.group_influence_on_loss(Xt[t], yt[t], groups, kind="remove")
+    for k, g in enumerate(groups):
+        keep = np.ones(len(y), bool)
+        keep[g] = False
+        actual = clone(clf).fit(X[keep], y[keep]).loss_values(Xt[t], yt[t]) - clf.loss_values(
+            Xt[t], yt[t])
+        assert np.abs(newton[:, k] - actual).max() <= np.abs(lin[:, k] - actual).max() + 1e-12
+        np.testing.assert_allclose(newton[:, k], actual, rtol=0.3, atol=1e-3 * np.abs(actual).max())
+    # a group of one is the per-point Newton estimate
+    one = clf.group_influence_on_loss(Xt[t], yt[t], [[5]], kind="newton")[:, 0]
+    np.testing.assert_allclose(one, clf.influence_on_loss(Xt[t], yt[t], kind="newton")[:, 5],
+                               rtol=1e-8)
+
+
+# ------------------------------------------------------------ notebook tables
+def test_tables_are_indexed_by_the_training_rows(cancer):
+    pd = pytest.importorskip("pandas")
+    X, y, Xt, yt = cancer
+    cols = [f"f{j}" for j in range(X.shape[1])]
+    df = pd.DataFrame(X, columns=cols, index=[f"row{i}" for i in range(len(y))])
+    clf = InfluenceLogisticRegression(**NEWTON).fit(df, y)
+    table = top_training_rows(clf, pd.DataFrame(Xt[:1], columns=cols), yt[:1], k=3)
+    assert len(table) == 6 and set(table.index) <= set(df.index)
+    change = clf.influence_on_loss(pd.DataFrame(Xt[:1], columns=cols), yt[:1], kind="remove")[0]
+    pos = [df.index.get_loc(i) for i in table.index]
+    np.testing.assert_allclose(table["change_if_removed"], change[pos])
+    assert (table["role"] == np.where(change[pos] < 0, "harmful", "helpful")).all()
+    np.testing.assert_array_equal(table["label"], y[pos])
+    suspicious = top_training_rows(clf, k=4)
+    np.testing.assert_allclose(suspicious["self_influence"], np.sort(clf.self_influence())[:4])
+    agg = aggregate_influence(clf, pd.DataFrame(Xt[:5], columns=cols), yt[:5])
+    np.testing.assert_allclose(
+        agg, clf.influence_on_loss(pd.DataFrame(Xt[:5], columns=cols), yt[:5],
+                                   kind="remove").sum(0), rtol=1e-10)
+    feats = responsible_features(clf, pd.DataFrame(Xt[:5], columns=cols), yt[:5], top=10)
+    assert list(feats.index) != [] and set(feats.index) == set(cols)
+
+
+# ------------------------------------------------------------------- attack
+def test_training_set_attack_flips_a_target(cancer):
+    X, y, Xt, yt = cancer
+    X, y = X[:150], y[:150]
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    proba = clf.predict_proba(Xt)[np.arange(len(yt)), np.searchsorted(clf.classes_, yt)]
+    t = int(np.argmin(np.where(proba > 0.5, proba, np.inf)))  # least confident correct point
+    res = training_set_attack(clf, Xt[t : t + 1], yt[t : t + 1], step=0.05, box=2.0,
+                              max_steps=40)
+    changed = np.flatnonzero(np.abs(res.X_poisoned - X).max(axis=1) > 0)
+    assert set(changed) <= set(res.rows)
+    assert np.abs(res.X_poisoned - X).max() <= 2.0 + 1e-12
+    assert res.history and res.history[-1]["target_loss"] > clf.loss_values(Xt[t : t + 1],
+                                                                             yt[t : t + 1])[0]
+    assert res.success
+    # the reported model is a real refit on the poisoned data
+    refit = clone(clf).fit(res.X_poisoned, y)
+    assert refit.predict(Xt[t : t + 1])[0] != yt[t]
+
+
+# -------------------------------------------------------------- label audit
+def test_label_audit_self_influence_beats_random(cancer):
+    X, y, Xt, yt = cancer
+    table = label_audit(
+        InfluenceLogisticRegression(**NEWTON), X, y, Xt, yt, flip_fraction=0.1,
+        check_fractions=(0.0, 0.1, 0.2), n_repeats=2, random_state=0,
+    )
+    mean = table.groupby(["ranking", "fraction_checked"])["flips_found"].mean()
+    assert mean["self_influence", 0.2] > mean["random", 0.2] + 0.3
+    assert mean["self_influence", 0.0] == 0.0
+    acc = table.groupby(["ranking", "fraction_checked"])["test_accuracy"].mean()
+    assert acc["self_influence", 0.2] >= acc["self_influence", 0.0]
