@@ -168,6 +168,12 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
     H : ndarray of shape (K * D, K * D)
     """
     K = A.shape[1]
+    if K == 1 and not sp.issparse(X) and getattr(features, "is_identity", False):
+        w_all = s * A[:, 0, 0]
+        if np.all(w_all >= 0):
+            H = _psd_gram_augmented(X, w_all, intercept, chunk_elements) / n
+            H[np.diag_indices_from(H)] += penalty
+            return H
     ks, ls = np.triu_indices(K)  # blocks (k, l) with k <= l; the rest by symmetry
     if K > 1:  # skip blocks that vanish (e.g. one-vs-rest losses are block-diagonal)
         nonzero = (ks == ls) | np.any(A[:, ks, ls] != 0, axis=0)
@@ -199,6 +205,30 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
             H[l * D : (l + 1) * D, k * D : (k + 1) * D] = B.T
     H[np.diag_indices_from(H)] += penalty
     return H
+
+
+def _psd_gram_augmented(X, w, intercept, chunk_elements=None):
+    """``[X, 1]^T diag(w) [X, 1]`` for dense X and w >= 0, accumulated in place.
+
+    One ``syrk`` per chunk adds into a single upper triangle (``beta=1``), so
+    the cost per chunk is the product itself, not a fresh P x P array: this
+    matters when the number of features is large.
+    """
+    d = X.shape[1]
+    U = np.zeros((d, d), order="F")
+    cross = np.zeros(d)
+    total = 0.0
+    for rows in row_chunks(X.shape[0], d, chunk_elements):
+        Xc, wc = X[rows], w[rows]
+        Z = np.asarray(Xc) * np.sqrt(wc)[:, None]
+        U = dsyrk(1.0, Z.T, beta=1.0, c=U, trans=0, overwrite_c=1)
+        cross += Xc.T @ wc
+        total += wc.sum()
+    H = np.triu(U)
+    H += np.triu(U, 1).T
+    if not intercept:
+        return H
+    return np.block([[H, cross[:, None]], [cross[None, :], np.array([[total]])]])
 
 
 def _gram_block(Phi, w, intercept, psd):
