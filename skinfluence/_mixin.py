@@ -119,6 +119,19 @@ def _dense_augmented(Phi, intercept):
     return np.hstack([Phi, np.ones((Phi.shape[0], 1))]) if intercept else Phi
 
 
+def _output_blocks(Phi_t, K):
+    """``U = [I_K (x) phi~_i]`` for rows ``phi~_i`` of ``Phi_t``: shape (K D, rows * K).
+
+    Column ``(i, k)`` is ``e_k (x) phi~_i``, the parameter direction through
+    which output ``k`` of row ``i`` moves (internal layout).
+    """
+    rows, D = Phi_t.shape
+    U = np.zeros((K, D, rows, K))
+    for k in range(K):  # a loop over outputs
+        U[k, :, :, k] = Phi_t.T
+    return U.reshape(K * D, rows * K)
+
+
 class _InfluenceState:
     """Everything derived once per fit (and per influence setting)."""
 
@@ -580,11 +593,7 @@ class InfluenceMixin:
         Phi_t = _dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
         c_rows = Phi_t.shape[0]
         # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
-        B = np.zeros((K, D, c_rows, K))
-        for k in range(K):
-            B[k, :, :, k] = Phi_t.T
-        B = B.reshape(K * D, c_rows * K)
-        S = state.solve_many(B).reshape(K, D, c_rows, K)
+        S = state.solve_many(_output_blocks(Phi_t, K)).reshape(K, D, c_rows, K)
         M = np.einsum("id,kdil->ikl", Phi_t, S)  # (c, K, K): phi~^T (H^-1)_{kl} phi~
         c = (state.s[rows] / state.n)[:, None, None]
         A = state.op.A[rows]
@@ -636,11 +645,9 @@ class InfluenceMixin:
         out = []
         for g in groups:  # a loop over groups; each group is one block solve
             Phi_t = _dense_augmented(state.Phi[g], state.intercept)
-            B = np.zeros((K, D, len(g), K))
-            for k in range(K):
-                B[k, :, :, k] = Phi_t.T
-            S = state.solve_many(B.reshape(K * D, -1))  # H^-1 U_G
-            M = B.reshape(K * D, -1).T @ S  # U^T H^-1 U
+            U = _output_blocks(Phi_t, K)  # (P, |G| K)
+            S = state.solve_many(U)  # H^-1 U_G
+            M = U.T @ S  # U^T H^-1 U
             c = state.s[g] / state.n
             Cmat = np.zeros((len(g), K, len(g), K))
             Cmat[np.arange(len(g)), :, np.arange(len(g)), :] = c[:, None, None] * state.op.A[g]
