@@ -242,3 +242,33 @@ def test_label_audit_self_influence_beats_random(cancer):
     assert mean["self_influence", 0.0] == 0.0
     acc = table.groupby(["ranking", "fraction_checked"])["test_accuracy"].mean()
     assert acc["self_influence", 0.2] >= acc["self_influence", 0.0]
+
+
+# ----------------------------------------------------------- domain mismatch
+def test_domain_mismatch_tools_point_at_the_subpopulation():
+    """A group whose benign training cases were dropped: the tools name the group."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    cols = ["mean texture", "mean smoothness", "mean symmetry", "mean fractal dimension",
+            "texture error"]
+    X = pd.DataFrame(StandardScaler().fit_transform(data.data[cols]), columns=cols)
+    y = data.target
+    X["group"] = (np.random.default_rng(0).random(len(y)) < 0.2).astype(float)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=0)
+    dropped = (X_train["group"] == 1) & (y_train == 1)
+    keep = ~dropped | (np.cumsum(dropped) <= 3)
+    X_train, y_train = X_train[keep], y_train[keep]
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X_train, y_train)
+    errors = (X_test["group"] == 1) & (clf.predict(X_test) != y_test)
+    infl = aggregate_influence(clf, X_test[errors], y_test[errors])
+    in_group = (X_train["group"] == 1).to_numpy()
+    share = np.abs(infl[in_group]).sum() / np.abs(infl).sum()
+    assert share > 3 * in_group.mean()
+    table = top_training_rows(clf, X_test[errors], y_test[errors], k=4)
+    harmful = table[table["role"] == "harmful"]
+    assert (X_train.loc[harmful.index, "group"] == 1).all()
+    assert responsible_features(clf, X_test[errors], y_test[errors]).index[0] == "group"
