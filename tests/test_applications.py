@@ -272,3 +272,21 @@ def test_domain_mismatch_tools_point_at_the_subpopulation():
     harmful = table[table["role"] == "harmful"]
     assert (X_train.loc[harmful.index, "group"] == 1).all()
     assert responsible_features(clf, X_test[errors], y_test[errors]).index[0] == "group"
+
+
+def test_retrain_without_table_and_progress_bar(wine):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("tqdm")
+    X, y, Xt, yt = wine
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    res = retrain_without(clf, Xt[:2], yt[:2], top=6, progress=True)
+    frame = res.to_frame()
+    assert list(frame.columns) == ["test", "train_row", "actual", "predicted_remove",
+                                   "predicted_newton"]
+    assert len(frame) == 12
+    # the actual changes are real refits: check one against a plain refit without the row
+    i = res.indices[0]
+    keep = np.arange(len(y)) != i
+    direct = clone(clf).fit(X[keep], y[keep]).loss_values(Xt[:2], yt[:2]) - clf.loss_values(
+        Xt[:2], yt[:2])
+    np.testing.assert_allclose(res.actual[:, 0], direct, rtol=1e-6, atol=1e-10)
