@@ -2,7 +2,8 @@
 
 from ._mixin import InfluenceMixin, InfluenceModel, StationarityReport
 from .exceptions import InfluenceNotDefinedError, SingularHessianError, StationarityWarning
-from .linear_model import InfluenceLogisticRegression
+from .explain import Explanation, explain
+from .linear_model import InfluenceLogisticRegression, InfluenceRidge
 from .applications import (
     aggregate_influence,
     label_audit,
@@ -20,6 +21,9 @@ __all__ = [
     "InfluenceMixin",
     "InfluenceModel",
     "InfluenceLogisticRegression",
+    "InfluenceRidge",
+    "explain",
+    "Explanation",
     "PipelineInfluence",
     "SmoothHingeSVC",
     "RBFSmoothHingeSVC",

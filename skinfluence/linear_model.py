@@ -3,7 +3,7 @@
 from numbers import Real
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 
@@ -11,9 +11,9 @@ from ._mixin import InfluenceMixin, InfluenceModel
 from .exceptions import InfluenceNotDefinedError
 from ._utils import effective_weights
 from .features import IdentityFeatures
-from .losses import LogLoss, SoftmaxLoss
+from .losses import LogLoss, SoftmaxLoss, SquaredLoss
 
-__all__ = ["InfluenceLogisticRegression"]
+__all__ = ["InfluenceLogisticRegression", "InfluenceRidge"]
 
 _INFLUENCE_CONSTRAINTS = {
     "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
@@ -208,3 +208,125 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
             C=self._effective_C(),
             intercept_penalty=intercept_penalty,
         )
+
+
+def ridge_influence_model(ridge):
+    """The influence description of a fitted scikit-learn ``Ridge``.
+
+    Ridge minimises ``sum_i s_i (y_i - f_i)^2 + alpha ||W||^2``; with the loss
+    ``l = (y - f)^2 / 2`` that is ``2 alpha`` times ``C sum_i s_i l_i + 1/2 ||W||^2``
+    with ``C = 1 / alpha``.
+    """
+    alpha = np.asarray(ridge.alpha, dtype=float)
+    if alpha.ndim > 0 and alpha.size > 1:
+        raise InfluenceNotDefinedError(
+            "Ridge with one alpha per target is not supported; fit one model per "
+            "target (or use a single alpha) to compute influence."
+        )
+    if getattr(ridge, "positive", False):
+        raise InfluenceNotDefinedError(
+            "Ridge(positive=True) is a constrained fit: influence functions need an "
+            "unconstrained optimum. Refit with positive=False."
+        )
+    alpha = float(alpha)
+    coef = np.atleast_2d(np.asarray(ridge.coef_, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(ridge.intercept_, dtype=np.float64))
+    return InfluenceModel(
+        loss=SquaredLoss(),
+        features=IdentityFeatures(),
+        coef=coef,
+        intercept=intercept if ridge.fit_intercept else None,
+        C=np.inf if alpha == 0 else 1.0 / alpha,
+    )
+
+
+def regression_targets(y, n_outputs):
+    """Targets of a regression influence model as an ``(n, K)`` float array."""
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity; pass finite regression targets.")
+    Y = y.reshape(len(y), -1)
+    if Y.shape[1] != n_outputs:
+        raise ValueError(f"y has {Y.shape[1]} target(s) but the model has {n_outputs}.")
+    return Y
+
+
+class InfluenceRidge(InfluenceMixin, Ridge):
+    """Ridge regression with exact influence functions.
+
+    A drop-in replacement for :class:`sklearn.linear_model.Ridge` (same
+    parameters, same fit) that also stores its training data and answers
+    :meth:`influence_on_loss`, :meth:`self_influence`,
+    :meth:`influence_on_params` and :meth:`perturbation_influence`. The loss
+    is ``l = (y - f)^2 / 2`` (summed over targets); the objective, divided by
+    ``2 alpha n``, is the library's ``R = (1/n) sum s_i l_i + ||W||^2 / (2 C n)``
+    with ``C = 1 / alpha``. For this quadratic loss ``kind="newton"`` is the exact
+    leave-one-out change.
+
+    Parameters
+    ----------
+    alpha, fit_intercept, copy_X, max_iter, tol, solver, positive, random_state
+        As in :class:`sklearn.linear_model.Ridge` (a single ``alpha``;
+        ``positive=False``).
+    influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
+    damping : float, default=0.0
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from skinfluence import InfluenceRidge
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = InfluenceRidge(alpha=0.1).fit(X[:300], y[:300])
+    >>> reg.influence_on_loss(X[300:302], y[300:302], kind="newton").shape
+    (2, 300)
+    """
+
+    _parameter_constraints: dict = {**Ridge._parameter_constraints, **_INFLUENCE_CONSTRAINTS}
+
+    def __init__(
+        self,
+        alpha=1.0,
+        *,
+        fit_intercept=True,
+        copy_X=True,
+        max_iter=None,
+        tol=1e-4,
+        solver="auto",
+        positive=False,
+        random_state=None,
+        influence_solver="auto",
+        damping=0.0,
+    ):
+        super().__init__(
+            alpha=alpha, fit_intercept=fit_intercept, copy_X=copy_X, max_iter=max_iter,
+            tol=tol, solver=solver, positive=positive, random_state=random_state,
+        )
+        self.influence_solver = influence_solver
+        self.damping = damping
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit exactly as Ridge does, and keep the training data.
+
+        Returns
+        -------
+        self : object
+        """
+        super().fit(X, y, sample_weight=sample_weight)
+        X_raw = X
+        X = check_array(X, accept_sparse="csr", dtype=np.float64)
+        K = np.atleast_2d(self.coef_).shape[0]
+        Y = regression_targets(y, K)
+        s = np.ones(X.shape[0]) if sample_weight is None else np.broadcast_to(
+            np.asarray(sample_weight, dtype=np.float64), (X.shape[0],)).copy()
+        self._remember_training_data(X, Y, s, y=np.asarray(y), sample_weight=sample_weight,
+                                     X_raw=X_raw)
+        return self
+
+    def _influence_targets(self, y):
+        return regression_targets(y, np.atleast_2d(self.coef_).shape[0])
+
+    def _check_influence_supported(self):
+        ridge_influence_model(self)
+
+    def _influence_model(self):
+        return ridge_influence_model(self)

@@ -15,7 +15,7 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import logsumexp
 
-__all__ = ["Loss", "LogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss"]
+__all__ = ["Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss"]
 
 
 class Loss:
@@ -62,6 +62,28 @@ class LogLoss(Loss):
     def value(self, Y, F):
         f = F[:, 0]
         return anp.logaddexp(0.0, f) - Y * f
+
+
+class OneVsRestLogLoss(Loss):
+    """Sum over classes of binary logistic losses (one-vs-rest, as SGDClassifier).
+
+    Two classes use one output (exactly :class:`LogLoss`); more use one output per
+    class with targets in {0, 1}.
+    """
+
+    def n_outputs(self, n_classes):
+        return 1 if n_classes == 2 else n_classes
+
+    def encode(self, y_index, n_classes):
+        y_index = np.asarray(y_index)
+        if n_classes == 2:
+            return y_index.astype(np.float64)[:, None]
+        Y = np.zeros((len(y_index), n_classes))
+        Y[np.arange(len(y_index)), y_index] = 1.0
+        return Y
+
+    def value(self, Y, F):
+        return anp.sum(anp.logaddexp(0.0, F) - Y * F, axis=1)
 
 
 class SoftmaxLoss(Loss):

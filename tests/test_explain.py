@@ -1,0 +1,196 @@
+"""explain() for fitted scikit-learn estimators, InfluenceRidge, and the audit CLI."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import skinfluence
+from skinfluence import (
+    InfluenceLogisticRegression,
+    InfluenceNotDefinedError,
+    InfluenceRidge,
+    PipelineInfluence,
+    StationarityWarning,
+    explain,
+)
+
+from .oracle import oracle_quantities
+
+NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
+
+
+def _same(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13 * max(np.abs(b).max(), 1e-300))
+
+
+@parametrize_with_checks(
+    [InfluenceRidge(), InfluenceRidge(alpha=0.1, fit_intercept=False)],
+    expected_failed_checks=lambda est: {
+        "check_non_transformer_estimators_n_iter": (
+            "direct Ridge solvers set n_iter_=None, as sklearn's Ridge does (the check "
+            "exempts Ridge by its class name)"
+        ),
+        **({"check_sample_weight_equivalence_on_sparse_data": (
+            "inherited: sklearn's Ridge fails it too (its sparse solver stops at tol=1e-4)"
+        )} if not est.fit_intercept else {}),
+    },
+)
+def test_ridge_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+@pytest.mark.parametrize("params", [{}, {"class_weight": "balanced", "C": 0.3}])
+def test_explain_logistic_equals_native(request, data, params):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    sw = np.random.default_rng(0).uniform(0.5, 2, len(y))
+    plain = LogisticRegression(**NEWTON, **params).fit(X, y, sample_weight=sw)
+    native = InfluenceLogisticRegression(**NEWTON, **params).fit(X, y, sample_weight=sw)
+    ex = explain(plain, X, y, sample_weight=sw)
+    _same(ex.influence_on_loss(Xt[:5], yt[:5]), native.influence_on_loss(Xt[:5], yt[:5]))
+    _same(ex.self_influence(), native.self_influence())
+    _same(ex.influence_on_params(kind="remove"), native.influence_on_params(kind="remove"))
+    _same(ex.perturbation_influence(Xt[:2], yt[:2]), native.perturbation_influence(Xt[:2], yt[:2]))
+
+
+def test_explain_ridge_equals_native_and_newton_is_exact_loo():
+    X, y = load_diabetes(return_X_y=True)
+    X, y, Xt, yt = X[:250], y[:250], X[250:260], y[250:260]
+    ex = explain(Ridge(alpha=0.05).fit(X, y), X, y)
+    native = InfluenceRidge(alpha=0.05).fit(X, y)
+    _same(ex.influence_on_loss(Xt, yt), native.influence_on_loss(Xt, yt))
+    _same(ex.self_influence(), native.self_influence())
+    # closed-form leave-one-out (Sherman-Morrison on the normal equations)
+    Xa = np.hstack([X, np.ones((len(y), 1))])
+    P = np.eye(Xa.shape[1])
+    P[-1, -1] = 0
+    Ainv = np.linalg.inv(Xa.T @ Xa + 0.05 * P)
+    theta = np.r_[native.coef_, native.intercept_]
+    resid = y - Xa @ theta
+    lev = np.einsum("ij,jk,ik->i", Xa, Ainv, Xa)
+    Xta = np.hstack([Xt, np.ones((len(yt), 1))])
+    base = 0.5 * (yt - Xta @ theta) ** 2
+    closed = np.empty((len(yt), len(y)))
+    for i in range(len(y)):
+        theta_i = theta - Ainv @ Xa[i] * resid[i] / (1 - lev[i])
+        closed[:, i] = 0.5 * (yt - Xta @ theta_i) ** 2 - base
+    newton = native.influence_on_loss(Xt, yt, kind="newton")
+    np.testing.assert_allclose(newton, closed, rtol=1e-9, atol=1e-9 * np.abs(closed).max())
+    # and against actual refits
+    for i in (0, 7, 100):
+        keep = np.arange(len(y)) != i
+        refit = Ridge(alpha=0.05).fit(X[keep], y[keep])
+        actual = 0.5 * (yt - refit.predict(Xt)) ** 2 - base
+        np.testing.assert_allclose(newton[:, i], actual, rtol=1e-8, atol=1e-8)
+
+
+def test_explain_multi_output_ridge():
+    X, y = load_diabetes(return_X_y=True)
+    Y = np.column_stack([y, 0.5 * y + X[:, 0]])
+    ex = explain(Ridge(alpha=0.1).fit(X[:200], Y[:200]), X[:200], Y[:200])
+    native = InfluenceRidge(alpha=0.1).fit(X[:200], Y[:200])
+    _same(ex.influence_on_loss(X[200:203], Y[200:203]), native.influence_on_loss(X[200:203],
+                                                                                 Y[200:203]))
+
+
+def test_explain_sgd_log_loss_matches_oracle_and_reports_stationarity(cancer):
+    X, y, Xt, yt = cancer
+    sgd = SGDClassifier(loss="log_loss", penalty="l2", alpha=1e-2, max_iter=50, tol=None,
+                        random_state=0).fit(X, y)
+    with pytest.warns(StationarityWarning):
+        ex = explain(sgd, X, y)
+    n = len(y)
+    # SGD minimises (1/n) sum l_i + alpha/2 ||w||^2: the library's R with C = 1/(alpha n)
+    _, _, _, infl = oracle_quantities(sgd, X, y, np.ones(n), Xt[:5], yt[:5],
+                                      C=1.0 / (sgd.alpha * n))
+    np.testing.assert_allclose(ex.influence_on_loss(Xt[:5], yt[:5]), infl, rtol=1e-7,
+                               atol=1e-10 * np.abs(infl).max())
+    assert not ex.stationarity().is_stationary
+
+
+def test_explain_pipeline_routes_rows(cancer):
+    X, y, Xt, yt = cancer
+    raw = X * 3.0 + 1.0  # anything the scaler undoes
+    plain = make_pipeline(StandardScaler(), LogisticRegression(**NEWTON)).fit(raw, y)
+    native = make_pipeline(StandardScaler(), InfluenceLogisticRegression(**NEWTON)).fit(raw, y)
+    ex = explain(plain, raw, y)
+    _same(ex.influence_on_loss(Xt[:4] * 3.0 + 1.0, yt[:4]),
+          PipelineInfluence(native).influence_on_loss(Xt[:4] * 3.0 + 1.0, yt[:4]))
+
+
+def test_explain_refuses_clearly(cancer):
+    X, y, Xt, yt = cancer
+    with pytest.raises(InfluenceNotDefinedError, match="l1_ratio=0"):
+        explain(LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=20).fit(X, y), X, y)
+    with pytest.raises(InfluenceNotDefinedError, match="SmoothHingeSVC"):
+        explain(SGDClassifier(loss="hinge").fit(X, y), X, y)
+    with pytest.raises(InfluenceNotDefinedError, match="penalty='l2'"):
+        explain(SGDClassifier(loss="log_loss", penalty="l1").fit(X, y), X, y)
+    with pytest.raises(TypeError, match="LogisticRegression"):
+        explain(RandomForestClassifier(n_estimators=3).fit(X, y), X, y)
+    with pytest.raises(InfluenceNotDefinedError, match="positive"):
+        explain(Ridge(positive=True).fit(X, y.astype(float)), X, y.astype(float))
+    with pytest.raises(ValueError, match="fitted on"):
+        explain(LogisticRegression(**NEWTON).fit(X, y), X[:, :5], y)
+
+
+# ---------------------------------------------------------------------- CLI
+@pytest.fixture
+def csv_file(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sklearn.datasets import load_breast_cancer
+
+    df = load_breast_cancer(as_frame=True).frame.iloc[:200].copy()
+    df["site"] = np.where(np.arange(200) % 3 == 0, "B", "A")
+    df.loc[10, "target"] = 1 - df.loc[10, "target"]  # one wrong label
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    return path, pd
+
+
+def test_audit_cli_ranks_the_flipped_row(csv_file, tmp_path, capsys):
+    from skinfluence.__main__ import main
+
+    path, pd = csv_file
+    out = tmp_path / "ranking.csv"
+    assert main(["audit", str(path), "--target", "target", "--top", "5",
+                 "--output", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "most suspicious first" in text
+    ranking = pd.read_csv(out)
+    assert len(ranking) == 200 and ranking["self_influence"].is_monotonic_increasing
+    assert 11 in ranking["row"].head(5).to_list()  # row numbers start at 1
+
+
+@pytest.mark.parametrize(
+    "content, args, message",
+    [
+        ("", ["--target", "y"], "empty"),
+        ("a,b\n", ["--target", "b"], "no data rows"),
+        ("a,b\n1,2\n3,4\n", ["--target", "c"], "not in"),
+        ("a,b\n1,x\n3,y\n", ["--target", "b", "--task", "regression"], "not numeric"),
+        ("a,b\n1,0\n3,0\n", ["--target", "b"], "single class"),
+    ],
+)
+def test_audit_cli_bad_files(tmp_path, capsys, content, args, message):
+    pytest.importorskip("pandas")
+    from skinfluence.__main__ import main
+
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["audit", str(path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_audit_entry_point_is_installed():
+    from importlib.metadata import entry_points
+
+    eps = entry_points(group="console_scripts")
+    assert any(ep.name == "skinfluence" and ep.value == "skinfluence.__main__:main" for ep in eps)
