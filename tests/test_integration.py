@@ -122,6 +122,19 @@ def test_demo_runs_and_its_refits_agree():
     from skinfluence._demo import run
 
     lines = []
-    run(top=3, out=lines.append)
+    t, removal = run(top=3, out=lines.append)
     text = "\n".join(lines)
     assert "Most harmful training rows" in text and "self-influence" in text
+    # the printed "predicted" and "refit" columns agree in sign and roughly in size
+    table = [ln for ln in text.splitlines() if ln.strip()[:1].isdigit() and ("+" in ln or "-0." in ln)]
+    pairs = []
+    for ln in table:
+        parts = ln.split()
+        try:
+            pairs.append((float(parts[2]), float(parts[3])))
+        except (ValueError, IndexError):
+            continue
+    assert len(pairs) >= 6
+    for predicted, refit in pairs:
+        assert np.sign(predicted) == np.sign(refit)
+        assert abs(predicted - refit) <= 0.5 * abs(refit)
