@@ -2,6 +2,7 @@
 
 from ._mixin import InfluenceMixin, InfluenceModel, StationarityReport
 from .exceptions import InfluenceNotDefinedError, SingularHessianError, StationarityWarning
+from ._dask import most_influential, top_k
 from .explain import Explanation, explain
 from .linear_model import InfluenceLogisticRegression, InfluenceRidge
 from .applications import (
@@ -23,6 +24,8 @@ __all__ = [
     "InfluenceLogisticRegression",
     "InfluenceRidge",
     "explain",
+    "most_influential",
+    "top_k",
     "Explanation",
     "PipelineInfluence",
     "SmoothHingeSVC",

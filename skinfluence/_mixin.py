@@ -44,6 +44,7 @@ from .curvature import (
     sample_gradients,
 )
 from .exceptions import StationarityWarning
+from ._dask import is_dask
 from .features import IdentityFeatures
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
 
@@ -117,6 +118,20 @@ class StationarityReport:
 def _dense_augmented(Phi, intercept):
     Phi = Phi.toarray() if sp.issparse(Phi) else np.asarray(Phi, dtype=np.float64)
     return np.hstack([Phi, np.ones((Phi.shape[0], 1))]) if intercept else Phi
+
+
+def null_directions(model, pen, K, D):
+    """Orthonormal basis (P, r) of the directions the objective ignores."""
+    if not (model.loss.shift_invariant and K > 1):
+        return None
+    cols = []
+    for j in range(D):
+        # adding one constant to column j of every class's parameters
+        if np.all(pen.reshape(K, D)[:, j] == 0):
+            v = np.zeros((K, D))
+            v[:, j] = 1.0 / np.sqrt(K)
+            cols.append(v.ravel())
+    return np.array(cols).T if cols else None
 
 
 def _output_blocks(Phi_t, K):
@@ -204,17 +219,7 @@ class _InfluenceState:
         )
 
     def null_directions(self, model, pen):
-        """Orthonormal basis (P, r) of the directions the objective ignores."""
-        if not (model.loss.shift_invariant and self.K > 1):
-            return None
-        cols = []
-        for j in range(self.D):
-            # adding one constant to column j of every class's parameters
-            if np.all(pen.reshape(self.K, self.D)[:, j] == 0):
-                v = np.zeros((self.K, self.D))
-                v[:, j] = 1.0 / np.sqrt(self.K)
-                cols.append(v.ravel())
-        return np.array(cols).T if cols else None
+        return null_directions(model, pen, self.K, self.D)
 
     def _stationarity(self, est):
         # exact solves: the direct factorisation when there is one, else CG on a
@@ -335,9 +340,9 @@ class InfluenceMixin:
         cache = self.__dict__.setdefault("_influence_cache", {})
         if key not in cache:
             cache.clear()
-            state = _InfluenceState(self)
+            state = self._dask_state() if is_dask(self._fit_X) else _InfluenceState(self)
             rep = state.stationarity
-            if not rep.is_stationary and self._expects_stationary():
+            if not np.isnan(rep.ratio) and not rep.is_stationary and self._expects_stationary():
                 warnings.warn(
                     f"The fitted parameters are not stationary enough for exact "
                     f"influence: their distance to the optimum (Newton step "
@@ -416,6 +421,11 @@ class InfluenceMixin:
         self._check_kind(kind, ("upweight", "remove", "newton"))
         state = self._state()
         X_test, Y_test = self._validate_test(X_test, y_test)
+        if getattr(state, "is_dask", False):
+            if kind == "newton":
+                raise ValueError("kind='newton' is not available for models fitted on dask "
+                                 "arrays; use kind='remove'.")
+            return state.influence_on_loss(self._gradients(state, X_test, Y_test), kind)
         if kind == "newton":
             out = np.empty((X_test.shape[0], state.n))
             for rows in row_chunks(state.n, state.P * state.K):
@@ -470,6 +480,8 @@ class InfluenceMixin:
         """
         self._check_kind(kind)
         state = self._state()
+        if getattr(state, "is_dask", False):
+            return state.self_influence(kind)
         out = np.empty(state.n)
         for rows in row_chunks(state.n, state.P):
             if (
@@ -517,6 +529,72 @@ class InfluenceMixin:
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
         return out
+
+    # ------------------------------------------------------------------ dask
+    def _fit_dask(self, X, y, sample_weight, loss, C, tol, max_iter, continuation=()):
+        """Fit on a dask array by blockwise Newton; set the fitted attributes."""
+        import dask
+        import dask.array as da
+        from sklearn.utils import compute_class_weight
+
+        from ._dask import _Targets, fit_dask
+
+        y = da.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError("y must be 1-D with one label per row of X.")
+        classes = np.unique(np.asarray(da.unique(y).compute()))
+        if len(classes) < 2:
+            raise ValueError("The data contains only one class; need at least two.")
+        cw = None
+        if self.class_weight is not None:
+            w = 1.0 if sample_weight is None else da.asarray(sample_weight)
+            counts = np.array(dask.compute(*[((y == c) * w).sum() for c in classes]), float)
+            if self.class_weight == "balanced":
+                cw = counts.sum() / (len(classes) * counts)
+            else:
+                cw = compute_class_weight(self.class_weight, classes=classes, y=classes)
+        targets = _Targets(loss, classes, cw)
+        n, d = X.shape
+        K = loss.n_outputs(len(classes))
+        D = d + int(self.fit_intercept)
+        pen = penalty_diagonal(K, d, self.fit_intercept, C, n)
+        Theta, n_iter = np.zeros((K, D)), 0
+        for warm_loss in continuation:
+            Theta, it = fit_dask(X, y, sample_weight, warm_loss, targets, self.fit_intercept,
+                                 pen, Theta, n, max(tol, 1e-6), max_iter)
+            n_iter += it
+        Theta, it = fit_dask(X, y, sample_weight, loss, targets, self.fit_intercept, pen,
+                             Theta, n, tol, max_iter)
+        if loss.shift_invariant and K > 1:
+            # the softmax ignores a common shift of unpenalised columns: report the
+            # centred representative, as scikit-learn does
+            flat = np.all(pen.reshape(K, D) == 0, axis=0)
+            Theta[:, flat] -= Theta[:, flat].mean(axis=0)
+        self.classes_ = classes
+        self.n_features_in_ = d
+        self.coef_ = Theta[:, :d]
+        self.intercept_ = Theta[:, d] if self.fit_intercept else np.zeros(K)
+        self._dask_targets = targets
+        self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sample_weight
+        self._fit_Y = self._fit_s = self._fit_index = None
+        self._influence_cache = {}
+        return n_iter + it
+
+    def _dask_state(self):
+        from ._dask import DaskState
+
+        model = self._influence_model()
+        K, d = model.coef.shape
+        intercept = model.intercept is not None
+        pen = penalty_diagonal(K, d, intercept, model.C, self._fit_X.shape[0],
+                               model.intercept_penalty)
+        state = DaskState(self, model, self._dask_targets, pen,
+                          lambda pen: null_directions(model, pen, K, d + int(intercept)))
+        state.identity = IdentityFeatures()
+        g = np.linalg.norm(state.grad)
+        step = np.linalg.norm(state.solver.solve(state.grad))
+        state.stationarity = StationarityReport(g, float(step), np.nan, np.nan)
+        return state
 
     def loss_values(self, X, y):
         """The unweighted per-sample loss ``l(z, theta_hat)`` of each row.

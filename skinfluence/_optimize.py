@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from .curvature import hessian, objective_gradient, output_derivatives
 from .features import IdentityFeatures
 
-__all__ = ["fit_newton", "risk_value"]
+__all__ = ["fit_newton", "newton_minimize", "risk_value"]
 
 
 def _outputs(Phi, Theta, intercept):
@@ -81,30 +81,45 @@ def fit_newton(loss, Phi, Y, s, intercept, pen, Theta0, tol=1e-10, max_iter=100,
     """
     n = Phi.shape[0]
     ident = IdentityFeatures()
-    Theta = np.array(Theta0, dtype=np.float64)
-    value = risk_value(loss, Phi, Y, s, n, intercept, pen, Theta)
-    for it in range(1, max_iter + 1):
+
+    def evaluate(Theta):
         F = _outputs(Phi, Theta, intercept)
         G, A = output_derivatives(loss, Y, F)
+        value = float(np.dot(s, loss.value(Y, F)) / n + 0.5 * np.dot(pen, Theta.ravel() ** 2))
         grad = objective_gradient(Phi, G, s, n, intercept, pen, Theta)
+        return value, grad, lambda: hessian(ident, Phi, A, s, n, intercept, pen)
+
+    return newton_minimize(evaluate, Theta0, tol=tol, max_iter=max_iter, warn=warn)
+
+
+def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
+    """Damped Newton with backtracking on an evaluator.
+
+    ``evaluate(Theta)`` returns ``(value, grad, hessian_thunk)``: the objective,
+    its gradient (shape of ``Theta``) and a callable giving the Hessian. An
+    evaluator may compute all three in one pass over the data (as the Dask one
+    does); the Hessian is requested only at accepted points.
+    """
+    Theta = np.array(Theta0, dtype=np.float64)
+    value, grad, hess = evaluate(Theta)
+    for it in range(1, max_iter + 1):
         if np.max(np.abs(grad)) <= tol:
             return Theta, it - 1
-        H = hessian(ident, Phi, A, s, n, intercept, pen)
         g = grad.ravel()
-        step = -_regularised_solve(H, g)
+        step = -_regularised_solve(hess(), g)
         slope = float(g @ step)
         if slope >= 0:  # not a descent direction: fall back to the gradient
             step, slope = -g, -float(g @ g)
         alpha = 1.0
         while True:
             cand = Theta + alpha * step.reshape(Theta.shape)
-            new = risk_value(loss, Phi, Y, s, n, intercept, pen, cand)
-            if new <= value + 1e-4 * alpha * slope or alpha < 1e-10:
+            new_value, new_grad, new_hess = evaluate(cand)
+            if new_value <= value + 1e-4 * alpha * slope or alpha < 1e-10:
                 break
             alpha *= 0.5
-        if alpha < 1e-10 and not new < value:
+        if alpha < 1e-10 and not new_value < value:
             return Theta, it  # no further decrease at machine precision
-        Theta, value = cand, new
+        Theta, value, grad, hess = cand, new_value, new_grad, new_hess
     if warn:
         warnings.warn(
             f"Newton's method did not reach max|grad| <= {tol:g} in {max_iter} "

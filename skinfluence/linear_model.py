@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from ._mixin import InfluenceMixin, InfluenceModel
 from .exceptions import InfluenceNotDefinedError
+from ._dask import is_dask
 from ._utils import effective_weights
 from .features import IdentityFeatures
 from .losses import LogLoss, SoftmaxLoss, SquaredLoss
@@ -145,9 +146,14 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
     def fit(self, X, y, sample_weight=None):
         """Fit the model exactly as LogisticRegression does, and keep the data.
 
+        With a ``dask.array`` X (rows in chunks) the model is fitted by
+        skinfluence's blockwise Newton method instead (one pass over the blocks
+        per iteration, to ``max |grad R| <= min(tol, 1e-10)``; ``solver`` is
+        ignored) and the influence methods return lazy dask arrays.
+
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -155,6 +161,17 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         -------
         self : object
         """
+        if is_dask(X):
+            # blockwise Newton to max|grad R| <= min(tol, 1e-10), whatever `solver` says
+            import dask.array as da
+
+            self._validate_params()
+            n_classes = len(np.unique(np.asarray(da.unique(da.asarray(y)).compute())))
+            loss = LogLoss() if n_classes == 2 else SoftmaxLoss()
+            n_iter = self._fit_dask(X, y, sample_weight, loss, self._effective_C(),
+                                    min(self.tol, 1e-10), max(self.max_iter, 50))
+            self.n_iter_ = np.array([n_iter], dtype=np.int32)
+            return self
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._mixin import InfluenceMixin, InfluenceModel
 from ._optimize import fit_newton
+from ._dask import is_dask
 from ._utils import effective_weights
 from .curvature import penalty_diagonal
 from .features import (
@@ -70,6 +71,18 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
+        if is_dask(X):
+            if not isinstance(self._make_features(X[:1].compute()), IdentityFeatures):
+                raise ValueError(
+                    f"{type(self).__name__} cannot be fitted on a dask array: its kernel "
+                    "features need all training rows. Use SmoothHingeSVC, or compute X."
+                )
+            # blockwise Newton with the same continuation in t as in memory
+            warm = [SmoothHinge(10.0**e) for e in range(0, -6, -1) if 10.0**e > self.t]
+            self.n_iter_ = self._fit_dask(X, y, sample_weight, SmoothHinge(self.t), self.C,
+                                          self.tol, self.max_iter, continuation=warm)
+            self.feature_map_ = IdentityFeatures()
+            return self
         X_raw = X
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)

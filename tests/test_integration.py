@@ -138,3 +138,21 @@ def test_demo_runs_and_its_refits_agree():
     for predicted, refit in pairs:
         assert np.sign(predicted) == np.sign(refit)
         assert abs(predicted - refit) <= 0.5 * abs(refit)
+
+
+def test_library_works_without_dask():
+    """Dask is optional: with it unimportable, skinfluence imports and explains."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['dask'] = None; sys.modules['distributed'] = None\n"
+        "import numpy as np, skinfluence\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "X, y = load_breast_cancer(return_X_y=True); X = (X - X.mean(0)) / X.std(0)\n"
+        "clf = skinfluence.InfluenceLogisticRegression(solver='newton-cholesky', tol=1e-12)\n"
+        "print(clf.fit(X, y).self_influence().shape)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "(569,)"

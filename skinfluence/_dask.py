@@ -1,0 +1,248 @@
+"""Fit and explain on Dask arrays: every quantity is a sum over row blocks.
+
+With ``X`` a ``dask.array`` (rows in chunks; one chunk along the columns) the
+estimators fit by Newton's method where each iteration is one pass over the
+blocks -- each block returns its loss, gradient and ``P x P`` Hessian
+contribution, and only these small sums reach the client -- and the influence
+methods return lazy dask arrays chunked like the training rows. Nothing
+gathers the data onto one process. Dask is an optional extra
+(``pip install 'skinfluence[dask]'``).
+"""
+
+import numpy as np
+
+from .curvature import (
+    directional_gradients,
+    hessian,
+    objective_gradient,
+    output_derivatives,
+    sample_gradients,
+)
+from .features import IdentityFeatures
+from .solvers import DirectSolver
+
+__all__ = ["is_dask", "fit_dask", "DaskState", "top_k", "most_influential"]
+
+
+def is_dask(X):
+    """True for a dask collection (without importing dask when it is absent)."""
+    return type(X).__module__.startswith("dask.") and hasattr(X, "to_delayed")
+
+
+def _blocks(X, y, sample_weight):
+    """Aligned lists of delayed row blocks of X, y and the weights (or None)."""
+    import dask.array as da
+
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D; got {X.ndim} dimensions.")
+    if len(X.chunks[1]) != 1:
+        X = X.rechunk({1: -1})
+    rows = X.chunks[0]
+    y = da.asarray(y).rechunk((rows,))
+    xb = X.to_delayed()[:, 0].tolist()
+    yb = y.to_delayed().tolist()
+    if sample_weight is None:
+        wb = [None] * len(xb)
+    else:
+        wb = da.asarray(sample_weight, dtype=float).rechunk((rows,)).to_delayed().tolist()
+    return list(zip(xb, yb, wb)), rows
+
+
+class _Targets:
+    """Per-block encoding: targets and effective weights from the raw labels."""
+
+    def __init__(self, loss, classes, class_weight_vector):
+        self.loss, self.classes, self.cw = loss, classes, class_weight_vector
+
+    def __call__(self, y, w):
+        idx = np.searchsorted(self.classes, y)
+        if np.any(idx >= len(self.classes)) or np.any(self.classes[np.minimum(idx, len(self.classes) - 1)] != y):
+            raise ValueError("a block contains labels outside classes_")
+        Y = self.loss.encode(idx, len(self.classes))
+        s = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+        if self.cw is not None:
+            s = s * self.cw[idx]
+        return Y, s
+
+
+def _block_terms(X, y, w, Theta, loss, targets, intercept):
+    X = np.asarray(X, dtype=np.float64)
+    Y, s = targets(np.asarray(y), w)
+    d = X.shape[1]
+    F = X @ Theta[:, :d].T + (Theta[:, d] if intercept else 0.0)
+    G, A = output_derivatives(loss, Y, F)
+    K, D = Theta.shape
+    zero = np.zeros(K * D)
+    value = float(np.dot(s, loss.value(Y, F)))
+    grad = objective_gradient(X, G, s, 1, intercept, zero, Theta)
+    H = hessian(IdentityFeatures(), X, A, s, 1, intercept, zero)
+    return value, grad, H, float(s.sum())
+
+
+def _sum_pass(blocks, Theta, loss, targets, intercept):
+    import dask
+
+    parts = dask.compute(*[
+        dask.delayed(_block_terms)(xb, yb, wb, Theta, loss, targets, intercept)
+        for xb, yb, wb in blocks
+    ])
+    value = sum(p[0] for p in parts)
+    grad = sum(p[1] for p in parts)
+    H = sum(p[2] for p in parts)
+    return value, grad, H
+
+
+def fit_dask(X, y, sample_weight, loss, targets, intercept, pen, Theta0, n, tol, max_iter):
+    """Newton's method where each evaluation is one blockwise pass (value, grad, H)."""
+    from ._optimize import newton_minimize
+
+    blocks, _ = _blocks(X, y, sample_weight)
+
+    def evaluate(Theta):
+        value, grad, H = _sum_pass(blocks, Theta, loss, targets, intercept)
+        value = value / n + 0.5 * np.dot(pen, Theta.ravel() ** 2)
+        grad = grad / n + pen.reshape(Theta.shape) * Theta
+        H = H / n
+        H[np.diag_indices_from(H)] += pen
+        return value, grad, (lambda H=H: H)
+
+    return newton_minimize(evaluate, Theta0, tol=tol, max_iter=max_iter)
+
+
+class DaskState:
+    """What the influence methods need for a model fitted on a dask array."""
+
+    is_dask = True
+
+    def __init__(self, est, model, targets, pen, null_basis_fn):
+        self.model = model
+        self.intercept = model.intercept is not None
+        self.K, self.d = model.coef.shape
+        self.D = self.d + int(self.intercept)
+        self.P = self.K * self.D
+        Theta = model.coef
+        if self.intercept:
+            Theta = np.hstack([model.coef, np.asarray(model.intercept)[:, None]])
+        self.Theta = Theta
+        self.targets = targets
+        self.blocks, self.rows = _blocks(est._fit_X, est._fit_y, est._fit_sample_weight)
+        self.n = est._fit_X.shape[0]
+        _, grad, H = _sum_pass(self.blocks, Theta, model.loss, targets, self.intercept)
+        H = H / self.n
+        H[np.diag_indices_from(H)] += pen
+        self.H = H
+        self.grad = (grad / self.n + pen.reshape(Theta.shape) * Theta).ravel()
+        idx = np.arange(self.P).reshape(self.K, self.D)
+        perm = [idx[:, : self.d].ravel()]
+        if self.intercept:
+            perm.append(idx[:, self.d])
+        self.perm = np.concatenate(perm)
+        Hs = H.copy()
+        damping = float(getattr(est, "damping", 0.0))
+        Hs[np.diag_indices_from(Hs)] += damping
+        N = null_basis_fn(pen)
+        if N is not None:
+            Hs += max(float(np.mean(np.diag(Hs))), np.finfo(float).tiny) * (N @ N.T)
+        self.solver = DirectSolver(Hs)
+
+    def hessian(self):
+        return self.H
+
+    def _per_block(self, fn, out_shape, dtype=float):
+        """A dask array concatenated from ``fn(X_b, G_b, s_b)`` for every block."""
+        import dask
+        import dask.array as da
+
+        model, intercept, Theta, d = self.model, self.intercept, self.Theta, self.d
+        targets = self.targets
+
+        def run(Xb, yb, wb):
+            Xb = np.asarray(Xb, dtype=np.float64)
+            Y, s = targets(np.asarray(yb), wb)
+            F = Xb @ Theta[:, :d].T + (Theta[:, d] if intercept else 0.0)
+            G = output_derivatives(model.loss, Y, F, order=1)
+            return fn(Xb, G, s)
+
+        parts = [
+            da.from_delayed(dask.delayed(run)(xb, yb, wb), shape=out_shape(r), dtype=dtype)
+            for (xb, yb, wb), r in zip(self.blocks, self.rows)
+        ]
+        return parts
+
+    def influence_on_loss(self, Gt, kind):
+        import dask.array as da
+
+        S = self.solver.solve(Gt.T)
+        m, n, intercept = S.shape[1], self.n, self.intercept
+
+        def fn(Xb, G, s):
+            out = -directional_gradients(Xb, G, S, intercept)
+            return out * (-s / n)[None, :] if kind == "remove" else out
+
+        return da.concatenate(self._per_block(fn, lambda r: (m, r)), axis=1)
+
+    def self_influence(self, kind):
+        import dask.array as da
+
+        solver, intercept, n, K = self.solver, self.intercept, self.n, self.K
+
+        def fn(Xb, G, s):
+            if K == 1:
+                out = -G[:, 0] ** 2 * solver.quad_augmented(Xb, intercept)
+            else:
+                V = solver.half_solve(sample_gradients(Xb, G, intercept).T)
+                out = -np.einsum("pc,pc->c", V, V)
+            return out * (-s / n) if kind == "remove" else out
+
+        return da.concatenate(self._per_block(fn, lambda r: (r,)), axis=0)
+
+
+def top_k(values, k=100, *, largest=True):
+    """Indices and values of the ``k`` largest (or smallest) entries of a 1-D array.
+
+    Works blockwise on a dask array (``dask.array.argtopk``: each block keeps its
+    own top ``k``, never the whole result); plain numpy arrays work too.
+
+    Returns
+    -------
+    indices, values : ndarrays of shape (k,), best first
+    """
+    if is_dask(values):
+        import dask
+        import dask.array as da
+
+        idx = da.argtopk(values, k if largest else -k)
+        idx = np.asarray(idx.compute())
+        vals = np.asarray(dask.compute(values[np.sort(idx)])[0])
+        vals = vals[np.argsort(np.argsort(idx))]
+    else:
+        values = np.asarray(values)
+        idx = np.argsort(-values if largest else values, kind="stable")[:k]
+        vals = values[idx]
+    order = np.argsort(-vals if largest else vals, kind="stable")
+    return idx[order], vals[order]
+
+
+def most_influential(estimator, X_test=None, y_test=None, *, k=100, which="self_influence"):
+    """The ``k`` most self-influential, harmful or helpful training rows.
+
+    ``which="self_influence"``: most negative ``self_influence()`` first (the
+    rows a label audit checks first). ``"harmful"`` / ``"helpful"``: by the
+    first-order change of the total loss of ``(X_test, y_test)`` when the row is
+    removed (most negative = most harmful). On a model fitted on a dask array
+    everything stays blockwise: only ``k`` candidates per block reach the client.
+
+    Returns
+    -------
+    indices : ndarray of shape (k,)
+        Training row positions, best first.
+    values : ndarray of shape (k,)
+    """
+    if which == "self_influence":
+        return top_k(estimator.self_influence(), k, largest=False)
+    if which not in ("harmful", "helpful"):
+        raise ValueError(f"which must be 'self_influence', 'harmful' or 'helpful'; got {which!r}.")
+    if X_test is None or y_test is None:
+        raise ValueError(f"which={which!r} needs X_test and y_test.")
+    change = estimator.influence_on_loss(X_test, y_test, kind="remove").sum(axis=0)
+    return top_k(change, k, largest=(which == "helpful"))

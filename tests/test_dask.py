@@ -1,0 +1,80 @@
+"""Fit and explain on dask arrays, on a real dask.distributed cluster of worker processes."""
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+from skinfluence import (  # noqa: E402
+    InfluenceLogisticRegression,
+    SmoothHingeSVC,
+    most_influential,
+)
+
+NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def _chunked(X, y, rows=97):
+    return da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows)
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+def test_logistic_on_cluster_matches_in_memory(client, request, data):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    Xd, yd = _chunked(X, y)
+    dm = InfluenceLogisticRegression(class_weight="balanced").fit(
+        Xd, yd, sample_weight=da.from_array(sw, chunks=97))
+    mem = InfluenceLogisticRegression(class_weight="balanced", **NEWTON).fit(X, y, sample_weight=sw)
+    np.testing.assert_allclose(dm.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(dm.intercept_, mem.intercept_, rtol=1e-8, atol=1e-10)
+    # influence at identical parameters: to 1e-10 relative
+    mem.coef_, mem.intercept_ = dm.coef_.copy(), dm.intercept_.copy()
+    mem._influence_cache.clear()
+    infl = dm.influence_on_loss(Xt[:5], yt[:5], kind="remove")
+    assert isinstance(infl, da.Array) and infl.chunks[1] == Xd.chunks[0]
+    ref = mem.influence_on_loss(Xt[:5], yt[:5], kind="remove")
+    assert np.abs(infl.compute() - ref).max() <= 1e-10 * np.abs(ref).max()
+    si = dm.self_influence()
+    assert isinstance(si, da.Array)
+    ref_si = mem.self_influence()
+    assert np.abs(si.compute() - ref_si).max() <= 1e-10 * np.abs(ref_si).max()
+    # top-k blockwise
+    idx, vals = most_influential(dm, k=5)
+    np.testing.assert_array_equal(idx, np.argsort(ref_si)[:5])
+    idx, vals = most_influential(dm, Xt[:5], yt[:5], k=4, which="harmful")
+    np.testing.assert_array_equal(idx, np.argsort(ref.sum(0))[:4])
+    idx, vals = most_influential(dm, Xt[:5], yt[:5], k=4, which="helpful")
+    np.testing.assert_array_equal(idx, np.argsort(-ref.sum(0))[:4])
+
+
+def test_smooth_hinge_on_cluster_matches_in_memory(client, cancer):
+    X, y, Xt, yt = cancer
+    Xd, yd = _chunked(X, y, rows=150)
+    dm = SmoothHingeSVC(t=0.1).fit(Xd, yd)
+    mem = SmoothHingeSVC(t=0.1).fit(X, y)
+    np.testing.assert_allclose(dm.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
+    mem.coef_, mem.intercept_ = dm.coef_.copy(), dm.intercept_.copy()
+    mem._influence_cache.clear()
+    ref = mem.influence_on_loss(Xt[:3], yt[:3])
+    got = dm.influence_on_loss(Xt[:3], yt[:3]).compute()
+    assert np.abs(got - ref).max() <= 1e-10 * np.abs(ref).max()
+
+
+def test_rbf_on_dask_is_refused_clearly(cancer):
+    from skinfluence import RBFSmoothHingeSVC
+
+    X, y, _, _ = cancer
+    Xd, yd = _chunked(X, y)
+    with pytest.raises(ValueError, match="kernel features"):
+        RBFSmoothHingeSVC().fit(Xd, yd)
