@@ -380,6 +380,15 @@ class InfluenceMixin:
             raise ValueError(f"kind must be one of {list(allowed)}; got {kind!r}.")
 
     @staticmethod
+    def _in_memory(state, method):
+        if getattr(state, "is_dask", False):
+            raise NotImplementedError(
+                f"{method} is not available for a model fitted on a dask array; use "
+                "influence_on_loss or self_influence (lazy), or fit on an in-memory X."
+            )
+        return state
+
+    @staticmethod
     def _removal_scale(state):
         return -state.s / state.n
 
@@ -521,7 +530,7 @@ class InfluenceMixin:
             columns are present only with ``fit_intercept=True``.
         """
         self._check_kind(kind)
-        state = self._state()
+        state = self._in_memory(self._state(), "influence_on_params")
         out = np.empty((state.n, state.P))
         for rows in row_chunks(state.n, state.P):
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
@@ -633,7 +642,7 @@ class InfluenceMixin:
         """
         from autograd import elementwise_grad
 
-        state = self._state()
+        state = self._in_memory(self._state(), "perturbation_influence")
         X_test, Y_test = self._validate_test(X_test, y_test)
         S = state.solve_many(self._gradients(state, X_test, Y_test).T)  # (P, m)
         model, K, d, D = state.model, state.K, state.d, state.D
@@ -712,7 +721,7 @@ class InfluenceMixin:
         ndarray of shape (n_test, n_groups)
         """
         self._check_kind(kind, ("remove", "newton"))
-        state = self._state()
+        state = self._in_memory(self._state(), "group_influence_on_loss")
         groups = [np.flatnonzero(g) if np.asarray(g).dtype == bool else np.asarray(g, int)
                   for g in groups]
         if kind == "remove":

@@ -78,3 +78,16 @@ def test_rbf_on_dask_is_refused_clearly(cancer):
     Xd, yd = _chunked(X, y)
     with pytest.raises(ValueError, match="kernel features"):
         RBFSmoothHingeSVC().fit(Xd, yd)
+
+
+def test_in_memory_only_methods_say_so(cancer):
+    X, y, Xt, yt = cancer
+    Xd, yd = _chunked(X, y)
+    dm = InfluenceLogisticRegression().fit(Xd, yd)
+    for call in (lambda: dm.influence_on_params(),
+                 lambda: dm.perturbation_influence(Xt[:1], yt[:1]),
+                 lambda: dm.group_influence_on_loss(Xt[:1], yt[:1], [[0, 1]])):
+        with pytest.raises(NotImplementedError, match="dask array"):
+            call()
+    with pytest.raises(ValueError, match="newton"):
+        dm.influence_on_loss(Xt[:1], yt[:1], kind="newton")
