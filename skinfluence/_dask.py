@@ -12,6 +12,7 @@ gathers the data onto one process. Dask is an optional extra
 import numpy as np
 
 from .curvature import (
+    ParameterLayout,
     directional_gradients,
     hessian,
     objective_gradient,
@@ -109,21 +110,15 @@ def fit_dask(X, y, sample_weight, loss, targets, intercept, pen, Theta0, n, tol,
     return newton_minimize(evaluate, Theta0, tol=tol, max_iter=max_iter)
 
 
-class DaskState:
+class DaskState(ParameterLayout):
     """What the influence methods need for a model fitted on a dask array."""
 
     is_dask = True
 
     def __init__(self, est, model, targets, pen, null_basis_fn):
         self.model = model
-        self.intercept = model.intercept is not None
-        self.K, self.d = model.coef.shape
-        self.D = self.d + int(self.intercept)
-        self.P = self.K * self.D
-        Theta = model.coef
-        if self.intercept:
-            Theta = np.hstack([model.coef, np.asarray(model.intercept)[:, None]])
-        self.Theta = Theta
+        self._set_layout(model)
+        Theta = self.Theta
         self.targets = targets
         self.blocks, self.rows = _blocks(est._fit_X, est._fit_y, est._fit_sample_weight)
         self.n = est._fit_X.shape[0]
@@ -132,11 +127,6 @@ class DaskState:
         H[np.diag_indices_from(H)] += pen
         self.H = H
         self.grad = (grad / self.n + pen.reshape(Theta.shape) * Theta).ravel()
-        idx = np.arange(self.P).reshape(self.K, self.D)
-        perm = [idx[:, : self.d].ravel()]
-        if self.intercept:
-            perm.append(idx[:, self.d])
-        self.perm = np.concatenate(perm)
         Hs = H.copy()
         damping = float(getattr(est, "damping", 0.0))
         Hs[np.diag_indices_from(Hs)] += damping

@@ -36,6 +36,7 @@ from sklearn.utils.validation import (
 
 from .curvature import (
     HessianOperator,
+    ParameterLayout,
     directional_gradients,
     objective_gradient,
     output_derivatives,
@@ -147,7 +148,7 @@ def _output_blocks(Phi_t, K):
     return U.reshape(K * D, rows * K)
 
 
-class _InfluenceState:
+class _InfluenceState(ParameterLayout):
     """Everything derived once per fit (and per influence setting)."""
 
     def __init__(self, est):
@@ -155,23 +156,10 @@ class _InfluenceState:
         X, Y, s = est._fit_X, est._fit_Y, est._fit_s
         n = X.shape[0]
         self.model = model
-        self.intercept = model.intercept is not None
-        self.K, self.d = model.coef.shape
-        self.D = self.d + int(self.intercept)
-        self.P = self.K * self.D
+        self._set_layout(model)
+        Theta = self.Theta
         self.n = n
         self.s = s
-        Theta = model.coef
-        if self.intercept:
-            Theta = np.hstack([model.coef, np.asarray(model.intercept)[:, None]])
-        self.Theta = Theta
-
-        # external order (coef_.ravel(), intercept_) -> internal (K, D) layout
-        idx = np.arange(self.P).reshape(self.K, self.D)
-        perm = [idx[:, : self.d].ravel()]
-        if self.intercept:
-            perm.append(idx[:, self.d])
-        self.perm = np.concatenate(perm)
 
         # Training rows as the linear part sees them. A non-trivial feature map
         # (e.g. RBF) is applied once here rather than in every pass below.

@@ -39,6 +39,30 @@ __all__ = [
 CHUNK_ELEMENTS = 2**21
 
 
+class ParameterLayout:
+    """The internal ``(K, D)`` layout of a fitted model's parameters.
+
+    Sets ``intercept``, ``K``, ``d``, ``D``, ``P``, ``Theta`` (``[W | b]``) and
+    ``perm``, the map from the external order (``coef_.ravel()``, then
+    ``intercept_``) to the internal one: ``internal[perm] == external``.
+    """
+
+    def _set_layout(self, model):
+        self.intercept = model.intercept is not None
+        self.K, self.d = model.coef.shape
+        self.D = self.d + int(self.intercept)
+        self.P = self.K * self.D
+        Theta = np.asarray(model.coef, dtype=np.float64)
+        if self.intercept:
+            Theta = np.hstack([Theta, np.asarray(model.intercept, dtype=np.float64)[:, None]])
+        self.Theta = Theta
+        idx = np.arange(self.P).reshape(self.K, self.D)
+        perm = [idx[:, : self.d].ravel()]
+        if self.intercept:
+            perm.append(idx[:, self.d])
+        self.perm = np.concatenate(perm)
+
+
 def output_derivatives(loss, Y, F, order=2):
     """First (and second) derivatives of each sample's loss w.r.t. its outputs.
 
