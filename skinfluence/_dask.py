@@ -213,7 +213,8 @@ def top_k(values, k=100, *, largest=True):
     return idx[order], vals[order]
 
 
-def most_influential(estimator, X_test=None, y_test=None, *, k=100, which="self_influence"):
+def most_influential(fitted, X_test=None, y_test=None, *, k=100, which="self_influence",
+                     as_frame=False):
     """The ``k`` most self-influential, harmful or helpful training rows.
 
     ``which="self_influence"``: most negative ``self_influence()`` first (the
@@ -222,17 +223,47 @@ def most_influential(estimator, X_test=None, y_test=None, *, k=100, which="self_
     removed (most negative = most harmful). On a model fitted on a dask array
     everything stays blockwise: only ``k`` candidates per block reach the client.
 
+    Parameters
+    ----------
+    fitted : fitted skinfluence estimator, Pipeline, search or Explanation
+    X_test, y_test : raw test rows and labels, for ``"harmful"`` / ``"helpful"``
+    k : int, default=100
+    which : {"self_influence", "harmful", "helpful"}
+    as_frame : bool, default=False
+        Return a pandas Series of the values, indexed by the rows' labels (the
+        training DataFrame's index, or ``y``'s; else positions), best first.
+
     Returns
     -------
     indices : ndarray of shape (k,)
-        Training row positions, best first.
+        Training row positions (fit order), best first.
     values : ndarray of shape (k,)
     """
-    if which == "self_influence":
-        return top_k(estimator.self_influence(), k, largest=False)
-    if which not in ("harmful", "helpful"):
+    from ._frames import label_vector, row_labels
+    from .explain import as_explanation
+
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}.")
+    if which not in ("self_influence", "harmful", "helpful"):
         raise ValueError(f"which must be 'self_influence', 'harmful' or 'helpful'; got {which!r}.")
-    if X_test is None or y_test is None:
-        raise ValueError(f"which={which!r} needs X_test and y_test.")
-    change = estimator.influence_on_loss(X_test, y_test, kind="remove").sum(axis=0)
-    return top_k(change, k, largest=(which == "helpful"))
+    ex = as_explanation(fitted)
+    k = min(int(k), ex.n_train_)
+    if which == "self_influence":
+        idx, vals = top_k(ex.self_influence(), k, largest=False)
+    else:
+        if X_test is None or y_test is None:
+            raise ValueError(f"which={which!r} needs X_test and y_test.")
+        change = ex.influence_on_loss(X_test, y_test, kind="remove").sum(axis=0)
+        idx, vals = top_k(change, k, largest=(which == "helpful"))
+    if not as_frame:
+        return idx, vals
+    name = which if which == "self_influence" else "change_if_removed"
+    series = label_vector(vals, None, name)
+    series.index = _label_index(row_labels(ex.train_index_, idx), ex.train_index_)
+    return series
+
+
+def _label_index(labels, train_index):
+    import pandas as pd
+
+    return pd.Index(labels, name=getattr(train_index, "name", None) or "train_row")

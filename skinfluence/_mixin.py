@@ -45,6 +45,7 @@ from .curvature import (
     sample_gradients,
 )
 from .exceptions import StationarityWarning
+from ._frames import index_of, label_matrix, label_vector, param_names
 from ._dask import is_dask
 from .features import IdentityFeatures
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
@@ -133,6 +134,25 @@ def null_directions(model, pen, K, D):
             v[:, j] = 1.0 / np.sqrt(K)
             cols.append(v.ravel())
     return np.array(cols).T if cols else None
+
+
+def _group_positions(group, n):
+    """Positions of a group of training rows given as positions or a boolean mask."""
+    g = np.asarray(group)
+    if g.dtype == bool:
+        if g.ndim != 1 or len(g) != n:
+            raise ValueError(f"A boolean group mask must have one entry per training row "
+                             f"({n}); got shape {g.shape}.")
+        g = np.flatnonzero(g)
+    elif g.size and g.dtype.kind not in "iu":
+        raise ValueError(f"Groups are integer positions (0 .. {n - 1}) or boolean masks; got "
+                         f"values of dtype {g.dtype}.")
+    g = g.ravel().astype(np.intp)
+    if g.size == 0:
+        raise ValueError("A group of training rows is empty; every group needs at least one row.")
+    if g.min() < -n or g.max() >= n:
+        raise ValueError(f"Group positions must lie in 0 .. {n - 1}; got {g.min()} .. {g.max()}.")
+    return np.unique(np.where(g < 0, g + n, g))
 
 
 def _output_blocks(Phi_t, K):
@@ -267,6 +287,26 @@ class InfluenceMixin:
         """
         return True
 
+    def _refit(self, sample_weight=None, X=None, y=None):
+        """A fitted copy with other sample weights (or rows), warm-started.
+
+        ``X``/``y`` default to the stored training data, ``sample_weight`` to
+        the weights of the fit. Everything else -- hyperparameters, the feature
+        map's settings -- is as fitted. The retraining tools use this hook.
+        """
+        from sklearn.base import clone
+
+        X = self._fit_X if X is None else X
+        y = self._fit_y if y is None else y
+        if sample_weight is None:
+            sample_weight = self._fit_sample_weight
+        refit = clone(self)
+        if "warm_start" in refit.get_params():
+            refit.set_params(warm_start=True)
+            refit.coef_ = self.coef_.copy()
+            refit.intercept_ = np.array(self.intercept_, dtype=float, copy=True)
+        return refit.fit(X, y, sample_weight=sample_weight)
+
     def _influence_targets(self, y):
         """Encode targets with the fitted ``classes_``; unseen labels raise."""
         y = column_or_1d(y, warn=True)
@@ -285,11 +325,14 @@ class InfluenceMixin:
         n_classes = len(classes)
         return self._influence_model().loss.encode(idx_clipped, n_classes)
 
-    def _remember_training_data(self, X, Y, s, y=None, sample_weight=None, X_raw=None):
+    def _remember_training_data(self, X, Y, s, y=None, sample_weight=None, X_raw=None,
+                                y_raw=None):
         """Store the validated training data; called by ``fit``.
 
         ``y`` and ``sample_weight`` are kept as given (for retraining), and the
-        row index of a pandas ``X_raw`` (for tables indexed by the training rows).
+        row labels: the index of a pandas ``X_raw``, else of a pandas ``y_raw``
+        (inside a pipeline the final step sees transformed arrays, but ``y``
+        keeps the training DataFrame's index).
         """
         self._fit_X = X
         self._fit_Y = Y
@@ -298,7 +341,7 @@ class InfluenceMixin:
         self._fit_sample_weight = (
             None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         )
-        self._fit_index = getattr(X_raw, "index", None)
+        self._fit_index = index_of(X_raw, y_raw, n=X.shape[0])
         self._influence_cache = {}
 
     # -------------------------------------------------------------- internals
@@ -381,7 +424,7 @@ class InfluenceMixin:
         return -state.s / state.n
 
     # ---------------------------------------------------------------- public
-    def influence_on_loss(self, X_test, y_test, *, kind="upweight"):
+    def influence_on_loss(self, X_test, y_test, *, kind="upweight", as_frame=False):
         """Influence of every training point on the loss at each test point.
 
         ``kind="upweight"`` returns the paper's
@@ -409,12 +452,21 @@ class InfluenceMixin:
         y_test : array-like of shape (n_test,)
             True labels; the test loss is the training loss, unweighted.
         kind : {"upweight", "remove", "newton"}, default="upweight"
+        as_frame : bool, default=False
+            Return a pandas DataFrame indexed by the test rows' labels with one
+            column per training row, named by its label (the index of the
+            training DataFrame, or of ``y`` when it was a Series; else positions).
 
         Returns
         -------
         ndarray of shape (n_test, n_train)
-            Rows are test points, columns training points in fit order.
+            Rows are test points, columns training points in fit order
+            (positions); a labelled DataFrame with ``as_frame=True``.
         """
+        out = self._influence_on_loss(X_test, y_test, kind)
+        return self._labelled(out, test=(X_test, y_test)) if as_frame else out
+
+    def _influence_on_loss(self, X_test, y_test, kind):
         self._check_kind(kind, ("upweight", "remove", "newton"))
         state = self._state()
         X_test, Y_test = self._validate_test(X_test, y_test)
@@ -447,7 +499,7 @@ class InfluenceMixin:
             out *= self._removal_scale(state)[None, :]
         return out
 
-    def self_influence(self, *, kind="upweight"):
+    def self_influence(self, *, kind="upweight", as_frame=False):
         """Influence of each training point on its own loss.
 
         ``kind="upweight"`` returns ``I_up,loss(z_i, z_i) =
@@ -470,11 +522,18 @@ class InfluenceMixin:
         Parameters
         ----------
         kind : {"upweight", "remove"}, default="upweight"
+        as_frame : bool, default=False
+            Return a pandas Series indexed by the training rows' labels.
 
         Returns
         -------
         ndarray of shape (n_train,)
+            In fit order (positions); a labelled Series with ``as_frame=True``.
         """
+        out = self._self_influence(kind)
+        return self._labelled(out, name="self_influence") if as_frame else out
+
+    def _self_influence(self, kind):
         self._check_kind(kind)
         state = self._state()
         if getattr(state, "is_dask", False):
@@ -502,7 +561,7 @@ class InfluenceMixin:
             out *= self._removal_scale(state)
         return out
 
-    def influence_on_params(self, *, kind="upweight"):
+    def influence_on_params(self, *, kind="upweight", as_frame=False):
         """Influence of each training point on the fitted parameters.
 
         ``kind="upweight"`` returns ``I_up,params(z_i) = -H^{-1} grad l(z_i)``,
@@ -510,6 +569,14 @@ class InfluenceMixin:
         an added copy of ``z_i``. ``kind="remove"`` returns the first-order
         predicted change of the parameters when ``z_i`` is removed,
         ``-(s_i / n) * I_up,params(z_i)``.
+
+        Parameters
+        ----------
+        kind : {"upweight", "remove"}, default="upweight"
+        as_frame : bool, default=False
+            Return a DataFrame indexed by the training rows' labels, with the
+            parameters' names as columns (``age``, ``intercept``; ``class:age``
+            with several outputs).
 
         Returns
         -------
@@ -525,7 +592,35 @@ class InfluenceMixin:
             out[rows] = -state.solve_many(Gi.T).T[:, state.perm]
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
+        if as_frame:
+            return label_matrix(out, self._fit_index, self.parameter_names(), "train_row",
+                                "parameter")
         return out
+
+    def parameter_names(self, feature_names=None):
+        """Names of the parameters in ``theta`` order (``coef_.ravel()``, ``intercept_``).
+
+        ``age`` and ``intercept`` for one output; ``class:age`` and
+        ``class:intercept`` (class labels, or output numbers for multi-target
+        regression) for several.
+        """
+        state = self._state()
+        if feature_names is None:
+            feature_names = getattr(self, "feature_names_in_", None)
+        if feature_names is None or len(feature_names) != state.d:
+            feature_names = [f"x{j}" for j in range(state.d)]
+        classes = getattr(self, "classes_", None)
+        outputs = classes if classes is not None and len(classes) == state.K else None
+        return param_names(feature_names, state.K, state.intercept, outputs)
+
+    def _labelled(self, values, *, test=None, name=None):
+        """``values`` over training rows (and test rows) as labelled pandas objects."""
+        if not isinstance(values, np.ndarray):
+            raise ValueError("as_frame=True needs in-memory results; call .compute() on the "
+                             "dask array and label it with the training rows instead.")
+        if test is None:
+            return label_vector(values, self._fit_index, name)
+        return label_matrix(values, index_of(*test), self._fit_index)
 
     # ------------------------------------------------------------------ dask
     def _fit_dask(self, X, y, sample_weight, loss, C, tol, max_iter, continuation=()):
@@ -627,12 +722,18 @@ class InfluenceMixin:
         Returns
         -------
         ndarray of shape (n_test, n_train, n_features)
+            Positional: ``[j, i, :]`` is test row ``j``, training row ``i``
+            (fit order), features as the model sees them.
         """
-        from autograd import elementwise_grad
-
         state = self._in_memory(self._state(), "perturbation_influence")
         X_test, Y_test = self._validate_test(X_test, y_test)
         S = state.solve_many(self._gradients(state, X_test, Y_test).T)  # (P, m)
+        return self._perturbation(state, S)
+
+    def _perturbation(self, state, S):
+        """``-grad_x [grad_theta l(z_i) . S[:, j]]`` for every training row: (m, n, p)."""
+        from autograd import elementwise_grad
+
         model, K, d, D = state.model, state.K, state.d, state.D
         X = self._fit_X
         W = np.asarray(model.coef)
@@ -689,13 +790,16 @@ class InfluenceMixin:
         base = np.asarray(model.loss.value(Y_test, F0))
         return np.asarray(model.loss.value(Yr, F)).reshape(m, c) - base[:, None]
 
-    def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove"):
+    def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
+                                as_frame=False):
         """Predicted change of each test loss when a group of training points is removed.
 
         Parameters
         ----------
         X_test, y_test : test rows and labels
-        groups : sequence of index arrays (or boolean masks) into the training rows
+        groups : sequence or dict of index arrays (or boolean masks) into the training rows
+            Positions in fit order, or boolean masks of length ``n_train``. A
+            dict names the groups (its keys become the columns with ``as_frame``).
         kind : {"remove", "newton"}, default="remove"
             ``"remove"``: the first-order sum over the group of
             ``influence_on_loss(..., kind="remove")``. ``"newton"``: one Newton
@@ -703,15 +807,26 @@ class InfluenceMixin:
             sum_G (s_i/n) hess l_i)^{-1} sum_G (s_i/n) grad l_i`` (a Woodbury
             update of rank K |G|), with the test loss evaluated at ``theta_hat +
             Delta theta`` rather than linearised.
+        as_frame : bool, default=False
+            A DataFrame indexed by the test rows' labels, one column per group.
 
         Returns
         -------
         ndarray of shape (n_test, n_groups)
         """
+        names = list(groups) if isinstance(groups, dict) else None
+        groups = list(groups.values()) if names is not None else list(groups)
+        out = self._group_influence(X_test, y_test, groups, kind)
+        if not as_frame:
+            return out
+        return label_matrix(out, index_of(X_test, y_test), names, columns_name="group")
+
+    def _group_influence(self, X_test, y_test, groups, kind):
         self._check_kind(kind, ("remove", "newton"))
         state = self._in_memory(self._state(), "group_influence_on_loss")
-        groups = [np.flatnonzero(g) if np.asarray(g).dtype == bool else np.asarray(g, int)
-                  for g in groups]
+        if len(groups) == 0:
+            raise ValueError("groups is empty; pass at least one group of training rows.")
+        groups = [_group_positions(g, state.n) for g in groups]
         if kind == "remove":
             full = self.influence_on_loss(X_test, y_test, kind="remove")
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])

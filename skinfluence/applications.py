@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils import check_random_state
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from .validation import _base_weights, progress_bar, refit_with_weights
+from ._frames import label_vector, row_labels
+from .explain import as_explanation, explain
+from .validation import _base_weights, progress_bar
 
 __all__ = [
     "top_training_rows",
@@ -33,38 +36,47 @@ __all__ = [
 ]
 
 
-def _training_frame(estimator, X_train=None):
-    import pandas as pd
-
-    X = estimator._fit_X if X_train is None else X_train
-    if isinstance(X, pd.DataFrame):
-        return X
-    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-    names = getattr(estimator, "feature_names_in_", None)
-    columns = list(names) if names is not None else [f"x{j}" for j in range(X.shape[1])]
-    index = estimator._fit_index if estimator._fit_index is not None else None
-    return pd.DataFrame(X, columns=columns, index=index)
+def _check_k(k, name="k"):
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be a positive integer; got {k!r}.")
+    return int(k)
 
 
-def aggregate_influence(estimator, X_test, y_test, *, kind="remove"):
+def aggregate_influence(fitted, X_test, y_test, *, kind="remove", as_frame=False):
     """Influence of every training row on the *total* loss of a group of test points.
 
     ``influence_on_loss(X_test, y_test, kind=kind).sum(axis=0)``, computed with
     one solve against the summed test gradient (never the full matrix).
 
+    Parameters
+    ----------
+    fitted : fitted skinfluence estimator, Pipeline, search or Explanation
+        Anything :func:`skinfluence.explain` accepts without data.
+    X_test, y_test : raw test rows (through the fitted preprocessing) and labels
+    kind : {"remove", "upweight"}, default="remove"
+    as_frame : bool, default=False
+        A Series indexed by the training rows' labels.
+
     Returns
     -------
     ndarray of shape (n_train,)
+        Positional (fit order); a labelled Series with ``as_frame=True``.
     """
-    estimator._check_kind(kind)
-    state = estimator._state()
-    X_test, Y_test = estimator._validate_test(X_test, y_test)
-    g = estimator._gradients(state, X_test, Y_test).sum(axis=0)
-    S = state.solve_many(g[:, None])
-    return estimator._train_dot(state, S, kind)[0]
+    ex = as_explanation(fitted)
+    model = ex.model_
+    model._check_kind(kind)
+    state = model._state()
+    S = state.solve_many(_summed_test_gradient(ex, state, X_test, y_test)[:, None])
+    out = model._train_dot(state, S, kind)[0]
+    return label_vector(out, ex.train_index_, f"influence_{kind}") if as_frame else out
 
 
-def top_training_rows(estimator, X_test=None, y_test=None, *, k=5, X_train=None):
+def _summed_test_gradient(ex, state, X_test, y_test):
+    Xt, Yt = ex.model_._validate_test(ex.transform(X_test), y_test)
+    return ex.model_._gradients(state, Xt, Yt).sum(axis=0)
+
+
+def top_training_rows(fitted, X_test=None, y_test=None, *, k=5, X_train=None):
     """The training rows most responsible for some predictions, as a DataFrame.
 
     With test rows: the ``k`` most harmful and ``k`` most helpful training rows
@@ -74,65 +86,75 @@ def top_training_rows(estimator, X_test=None, y_test=None, *, k=5, X_train=None)
     ``k`` rows with the largest self-influence (the rows a label audit checks
     first), scored by ``self_influence``.
 
-    The table is indexed by the training rows' own index when the model was
-    fitted on a DataFrame (else by position), and shows their label and
-    features.
+    The table is indexed by the training rows' labels (the index of the
+    training DataFrame, or of ``y`` when it was a Series; else positions), and
+    shows their label and features: the raw rows when they are known
+    (``X_train``, or given to :func:`explain`), else the rows as the final model
+    sees them, with the preprocessing's feature names (``sex_female``, ``age``).
 
     Parameters
     ----------
-    estimator : fitted InfluenceMixin estimator
-    X_test, y_test : optional test rows and labels
+    fitted : fitted skinfluence estimator, Pipeline, search or Explanation
+    X_test, y_test : optional raw test rows and labels
     k : int, default=5
     X_train : DataFrame, optional
-        The training rows as the user knows them (e.g. before a pipeline's
-        transformers), shown instead of the stored model inputs.
+        The training rows as the user knows them (before a pipeline's
+        transformers), shown instead of the model's inputs.
 
     Returns
     -------
     pandas.DataFrame
     """
-    check_is_fitted(estimator)
-    frame = _training_frame(estimator, X_train)
-    label = estimator._fit_y
+    k = _check_k(k)
+    ex = as_explanation(fitted)
+    label = ex.y_train_
     if X_test is None:
-        score = estimator.self_influence()
-        order = np.argsort(score)[:k]
-        out = frame.iloc[order].copy()
+        score = ex.self_influence()
+        order = np.argsort(score, kind="stable")[:k]
+        out = ex.training_rows(order, X_train)
         out.insert(0, "self_influence", score[order])
     else:
-        score = aggregate_influence(estimator, X_test, y_test, kind="remove")
-        order = np.r_[np.argsort(score)[:k], np.argsort(score)[::-1][:k]]
-        out = frame.iloc[order].copy()
+        score = aggregate_influence(ex, X_test, y_test, kind="remove")
+        harmful = np.argsort(score, kind="stable")[:k]
+        helpful = np.argsort(-score, kind="stable")[:k]
+        order = np.r_[harmful, helpful[~np.isin(helpful, harmful)]]
+        out = ex.training_rows(order, X_train)
         out.insert(0, "role", np.where(score[order] < 0, "harmful", "helpful"))
         out.insert(0, "change_if_removed", score[order])
     if label is not None:
-        out.insert(1, "label", label[order])
+        out.insert(1, "label", np.asarray(label)[order])
     return out
 
 
-def responsible_features(estimator, X_test, y_test, *, top=20):
+def responsible_features(fitted, X_test, y_test, *, top=20):
     """Which input features of the most responsible training rows drive a group's loss.
 
     Takes the ``top`` training rows with the largest ``|aggregate_influence|``
     on the group ``(X_test, y_test)`` and averages over them the magnitude of
     the perturbation influence on the group's total loss, feature by feature.
+    Features are the final model's inputs, named after the preprocessing
+    (``sex_female``, ``age``).
 
     Returns
     -------
     pandas.Series or ndarray of shape (n_features,)
-        Indexed by feature name when the model knows them, largest first.
+        Indexed by feature name, largest first.
     """
-    infl = aggregate_influence(estimator, X_test, y_test)
-    rows = np.argsort(-np.abs(infl))[:top]
-    pert = estimator.perturbation_influence(X_test, y_test).sum(axis=0)[rows]
+    top = _check_k(top, "top")
+    ex = as_explanation(fitted)
+    model = ex.model_
+    state = model._in_memory(model._state(), "responsible_features")
+    S = state.solve_many(_summed_test_gradient(ex, state, X_test, y_test)[:, None])
+    infl = model._train_dot(state, S, "remove")[0]
+    rows = np.argsort(-np.abs(infl), kind="stable")[:top]
+    pert = model._perturbation(state, S)[0][rows]
     values = np.abs(pert).mean(axis=0)
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - optional
         return values
-    names = getattr(estimator, "feature_names_in_", None)
-    index = list(names) if names is not None else [f"x{j}" for j in range(len(values))]
-    return pd.Series(values, index=index, name="responsibility").sort_values(ascending=False)
+    return pd.Series(values, index=list(ex.feature_names_), name="responsibility").sort_values(
+        ascending=False, kind="stable")
 
 
 # -------------------------------------------------------------------- attack
@@ -143,16 +165,21 @@ class AttackResult:
     Attributes
     ----------
     X_poisoned : ndarray
-        Training inputs after the attack (only the attacked rows differ).
+        Training inputs, as the final model sees them, after the attack (only
+        the attacked rows differ).
     rows : list of int
-        The training rows that were perturbed in the successful (or last) attempt.
+        Positions (fit order) of the training rows perturbed in the successful
+        (or last) attempt.
+    labels : list
+        The same rows by their labels (see :func:`top_training_rows`).
     flipped : ndarray of bool
         For each target, whether its prediction ended up wrong.
     history : list of dict
         One record per step: attempt, step, rows, mean target loss, number of
         targets flipped.
-    estimator : fitted estimator
-        The model retrained on ``X_poisoned``.
+    estimator : Explanation
+        The model retrained on ``X_poisoned`` (preprocessing unchanged); it
+        predicts and explains raw rows.
     """
 
     X_poisoned: np.ndarray
@@ -160,6 +187,7 @@ class AttackResult:
     flipped: np.ndarray
     history: list = field(default_factory=list)
     estimator: object = None
+    labels: list = field(default_factory=list)
 
     @property
     def success(self):
@@ -174,7 +202,7 @@ DEFAULT_SCHEDULE = ([0], [1], [0, 1], [0, 1, 2], [0, 1, 2, 3, 4], list(range(10)
 
 
 def training_set_attack(
-    estimator, X_target, y_target, *, step=0.02, box=0.5, max_steps=100,
+    fitted, X_target, y_target, *, step=0.02, box=0.5, max_steps=100,
     bounds=(None, None), schedule=DEFAULT_SCHEDULE, progress=False,
 ):
     """Perturb training inputs to flip test predictions (Koh & Liang, 2017, §5.2).
@@ -192,10 +220,13 @@ def training_set_attack(
     the variant that attacks a set of test points through the same training
     rows (the paper flipped 16 of 30 test images with one training image).
 
+    For a pipeline the perturbed inputs are the final model's inputs (after the
+    preprocessing, which stays as fitted); the targets are given raw.
+
     Parameters
     ----------
-    estimator : fitted InfluenceMixin estimator
-    X_target, y_target : the test point(s) to flip, with their true labels
+    fitted : fitted skinfluence estimator, Pipeline, search or Explanation
+    X_target, y_target : the test point(s) to flip (raw rows), with their true labels
     step : float, default=0.02
     box : float, default=0.5
     max_steps : int, default=100
@@ -208,28 +239,33 @@ def training_set_attack(
     -------
     AttackResult
     """
-    check_is_fitted(estimator)
-    X0 = estimator._fit_X
+    max_steps = _check_k(max_steps, "max_steps")
+    if not step > 0 or not box > 0:
+        raise ValueError(f"step and box must be positive; got step={step!r}, box={box!r}.")
+    if len(schedule) == 0:
+        raise ValueError("schedule is empty; pass at least one list of ranks to attack.")
+    ex = as_explanation(fitted)
+    X0 = ex.model_._fit_X
     X0 = X0.toarray() if hasattr(X0, "toarray") else np.array(X0, dtype=float)
-    y = estimator._fit_y
-    weights = _base_weights(estimator)
+    y = ex.y_train_
+    weights = _base_weights(ex.model_)
     y_target = np.asarray(y_target)
-    pert = estimator.perturbation_influence(X_target, y_target).sum(axis=0)
-    ranking = np.argsort(-np.linalg.norm(pert, axis=1))
+    pert = ex.perturbation_influence(X_target, y_target).sum(axis=0)
+    ranking = np.argsort(-np.linalg.norm(pert, axis=1), kind="stable")
     lo, hi = bounds
     history = []
     result = None
     for attempt, ranks in enumerate(schedule):
         rows = [int(ranking[r]) for r in ranks if r < len(ranking)]
         X = X0.copy()
-        model = estimator
+        model = ex
         for it in progress_bar(range(1, max_steps + 1), progress, f"attack {attempt}"):
             direction = model.perturbation_influence(X_target, y_target).sum(axis=0)[rows]
             X[rows] += step * np.sign(direction)
             X[rows] = np.clip(X[rows], X0[rows] - box, X0[rows] + box)
             if lo is not None or hi is not None:
                 X[rows] = np.clip(X[rows], lo, hi)
-            model = refit_with_weights(model, weights, X=X, y=y)
+            model = model._refit(weights, X=X, y=y)
             flipped = model.predict(X_target) != y_target
             history.append({
                 "attempt": attempt, "step": it, "rows": tuple(rows),
@@ -238,13 +274,22 @@ def training_set_attack(
             })
             if flipped.all():
                 break
-        result = AttackResult(X, rows, flipped, history, model)
+        result = AttackResult(X, rows, flipped, history, model,
+                              list(row_labels(ex.train_index_, rows)))
         if result.success:
             break
     return result
 
 
 # --------------------------------------------------------------- label audit
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
 def label_audit(
     estimator, X, y, X_test, y_test, *, flip_fraction=0.1,
     check_fractions=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
@@ -254,11 +299,26 @@ def label_audit(
     """Find flipped labels by checking training rows in three orders (paper §5.4).
 
     For each repeat: flip the labels of a random ``flip_fraction`` of the
-    training rows (to another class), fit a clone of ``estimator``, rank the rows
-    for checking by self-influence (most negative ``I_up,loss(z_i, z_i)``
-    first), by training loss (largest first) and at random; then for each
-    fraction of rows checked, fix the flipped labels found among them, refit
-    and measure the test accuracy.
+    training rows (to another class), fit the model on them, rank the rows for
+    checking by self-influence (most negative ``I_up,loss(z_i, z_i)`` first), by
+    training loss (largest first) and at random; then for each fraction of rows
+    checked, fix the flipped labels found among them, refit and measure the
+    test accuracy.
+
+    Parameters
+    ----------
+    estimator : estimator, Pipeline, search or Explanation
+        Unfitted: a clone is fitted on every label set. Fitted (anything
+        :func:`skinfluence.explain` accepts): its preprocessing stays as fitted
+        and only the final step is refitted, on ``X`` through that preprocessing.
+    X, y : raw training rows and their true labels
+    X_test, y_test : raw test rows and labels
+    flip_fraction : float in (0, 1), default=0.1
+    check_fractions : fractions of the training rows checked, each in [0, 1]
+    rankings : subset of {"self_influence", "train_loss", "random"}
+    n_repeats : int, default=3
+    random_state : int, RandomState or None
+    progress : bool, default=False
 
     Returns
     -------
@@ -268,17 +328,40 @@ def label_audit(
     """
     import pandas as pd
 
+    if not 0 < flip_fraction < 1:
+        raise ValueError(f"flip_fraction must lie strictly between 0 and 1; got {flip_fraction!r}.")
+    check_fractions = np.asarray(check_fractions, dtype=float)
+    if check_fractions.ndim != 1 or np.any(~(check_fractions >= 0) | (check_fractions > 1)):
+        raise ValueError("check_fractions must be fractions in [0, 1].")
+    unknown = set(rankings) - {"self_influence", "train_loss", "random"}
+    if unknown:
+        raise ValueError(f"Unknown rankings {sorted(unknown)}; choose from 'self_influence', "
+                         "'train_loss', 'random'.")
+    n_repeats = _check_k(n_repeats, "n_repeats")
     rng = check_random_state(random_state)
     y = np.asarray(y)
     classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("y has a single class; a label audit needs at least two.")
     n = len(y)
+    if _is_fitted(estimator):
+        ex = as_explanation(estimator)
+        Xt, ones = ex.transform(X), np.ones(n)
+
+        def fit(labels):
+            return ex._refit(ones, X=Xt, y=labels)
+    else:
+        def fit(labels):
+            return explain(clone(estimator).fit(X, labels), X, labels)
+
     records = []
     for rep in progress_bar(range(n_repeats), progress, "label audit"):
-        flipped = np.sort(rng.choice(n, size=int(round(flip_fraction * n)), replace=False))
+        flipped = np.sort(rng.choice(n, size=max(1, int(round(flip_fraction * n))),
+                                     replace=False))
         noisy = y.copy()
         for i in flipped:
             noisy[i] = rng.choice(classes[classes != y[i]])
-        model = clone(estimator).fit(X, noisy)
+        model = fit(noisy)
         scores = {
             "self_influence": model.self_influence(),  # most negative first
             "train_loss": -model.loss_values(X, noisy),
@@ -293,10 +376,10 @@ def label_audit(
                 found = checked[is_flipped[checked]]
                 fixed = noisy.copy()
                 fixed[found] = y[found]
-                acc = model.score(X_test, y_test) if len(found) == 0 else clone(
-                    estimator).fit(X, fixed).score(X_test, y_test)
+                acc = model.score(X_test, y_test) if len(found) == 0 else fit(fixed).score(
+                    X_test, y_test)
                 records.append({
-                    "repeat": rep, "ranking": name, "fraction_checked": frac,
+                    "repeat": rep, "ranking": name, "fraction_checked": float(frac),
                     "flips_found": len(found) / max(len(flipped), 1), "test_accuracy": acc,
                 })
     return pd.DataFrame(records)

@@ -1,209 +1,445 @@
-"""Influence for estimators users already have: ``skinfluence.explain``.
+"""One way in: :func:`explain` turns any fitted thing into what the tools query.
 
-``explain(fitted_estimator, X_train, y_train)`` reads the objective of an
-already-fitted scikit-learn estimator -- its loss, penalty strength, intercept,
-class weights and fitted parameters -- and returns an :class:`Explanation` with
-the same influence methods as the skinfluence estimators. Nothing is refitted.
+``explain(fitted)`` accepts
+
+- a fitted skinfluence estimator (it keeps its training rows),
+- a fitted :class:`~sklearn.pipeline.Pipeline` ending in one (test rows go
+  through the earlier steps, as in ``predict``),
+- a fitted :class:`~sklearn.model_selection.GridSearchCV` /
+  :class:`~sklearn.model_selection.RandomizedSearchCV` (``refit=True``) over
+  either (its ``best_estimator_`` is explained),
+- a fitted scikit-learn estimator whose objective skinfluence can read
+  (:data:`skinfluence._readers.SUPPORTED`), or a pipeline or search ending in
+  one, together with the rows it was fitted on: ``explain(model, X_train, y_train)``,
+- an :class:`Explanation` (returned as it is),
+
+and returns an :class:`Explanation`: the fitted preprocessing, the final
+influence model over the rows it was fitted on (as it saw them), the training
+rows' labels and the feature names. Every tool in skinfluence starts with
+:func:`as_explanation` and uses only this interface, so none of them
+special-cases types.
+
+What stays fixed: the preprocessing steps are held as fitted. Influence describes
+re-weighting rows in the final model's objective, and the retraining tools
+refit only the final step, on the rows as it saw them.
 """
 
+import copy
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils.validation import check_is_fitted
 
-from ._mixin import InfluenceMixin, InfluenceModel
-from ._utils import effective_weights
-from .exceptions import InfluenceNotDefinedError
-from .features import IdentityFeatures
-from .linear_model import (
-    InfluenceLogisticRegression,
-    InfluenceRidge,
-    regression_targets,
-    ridge_influence_model,
+from ._dask import is_dask
+from ._frames import (
+    index_of,
+    label_matrix,
+    label_vector,
+    row_labels,
+    short_feature_names,
 )
-from .losses import OneVsRestLogLoss
+from ._mixin import InfluenceMixin
+from ._readers import SUPPORTED, FittedObjective
 
-__all__ = ["explain", "Explanation", "SUPPORTED"]
-
-SUPPORTED = (
-    "LogisticRegression (L2 or no penalty), Ridge, SGDClassifier(loss='log_loss', "
-    "penalty='l2'), or a Pipeline ending in one of them"
-)
+__all__ = ["explain", "as_explanation", "Explanation", "SUPPORTED"]
 
 
-def _logistic_model(est):
-    # the same reading of C, l1_ratio and liblinear's intercept as our subclass
-    proxy = InfluenceLogisticRegression(**est.get_params())
-    for attr in ("classes_", "coef_", "intercept_"):
-        setattr(proxy, attr, getattr(est, attr))
-    return proxy._influence_model()
+def _unwrap(obj):
+    """The fitted preprocessing steps and the final estimator of a fitted thing."""
+    pre = []
+    while True:
+        if isinstance(obj, BaseSearchCV):
+            check_is_fitted(obj)
+            if not hasattr(obj, "best_estimator_"):
+                raise ValueError(
+                    f"This {type(obj).__name__} was fitted with refit=False, so it has no "
+                    "best_estimator_ to explain; fit it with refit=True (the default)."
+                )
+            obj = obj.best_estimator_
+        elif isinstance(obj, Pipeline):
+            check_is_fitted(obj)
+            steps = [step for _, step in obj.steps if step not in (None, "passthrough")]
+            pre.extend(steps[:-1])
+            obj = steps[-1]
+        else:
+            return pre, obj
 
 
-def _sgd_model(est):
-    if est.loss != "log_loss":
-        alternative = (
-            "skinfluence.SmoothHingeSVC (a smooth hinge)" if est.loss in ("hinge", "squared_hinge")
-            else "a twice-differentiable loss"
-        )
-        raise InfluenceNotDefinedError(
-            f"SGDClassifier(loss={est.loss!r}) has no second derivative, so influence is "
-            f"not defined; use SGDClassifier(loss='log_loss') or {alternative}."
-        )
-    if est.penalty not in ("l2", None):
-        raise InfluenceNotDefinedError(
-            f"SGDClassifier(penalty={est.penalty!r}) is not twice differentiable; refit "
-            "with penalty='l2' to compute influence."
-        )
-    if est.average:
-        raise InfluenceNotDefinedError(
-            "SGDClassifier(average=...) returns averaged iterates, not an optimum of its "
-            "objective; refit with average=False."
-        )
-    return est
+def _preprocessor(pre):
+    if not pre:
+        return None
+    return pre[0] if len(pre) == 1 else make_pipeline(*pre)
 
 
-class Explanation(InfluenceMixin, BaseEstimator):
-    """Influence methods for an already-fitted scikit-learn estimator.
+def _n_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
 
-    Usually built with :func:`explain`. ``fit(X_train, y_train)`` does not refit
-    the estimator: it reads its objective and stores the training rows (passed
-    through a pipeline's earlier steps), after which :meth:`influence_on_loss`,
-    :meth:`self_influence`, :meth:`influence_on_params`,
-    :meth:`perturbation_influence` and :meth:`stationarity` behave as on the
-    corresponding skinfluence estimator, with test rows going through the same
-    earlier steps.
 
-    Objectives read (all as ``C sum_i s_i l_i + 1/2 ||W||^2``, intercept
-    unpenalised unless liblinear):
+class Explanation(BaseEstimator):
+    """Influence queries on any fitted thing, with raw rows, names and labels.
 
-    - ``LogisticRegression``: ``C``, ``l1_ratio`` (must be 0), ``class_weight``;
-      logistic or softmax loss.
-    - ``Ridge``: ``C = 1 / alpha``, squared loss ``(y - f)^2 / 2``.
-    - ``SGDClassifier(loss="log_loss", penalty="l2")``: it minimises ``(1/n)
-      sum s_i l_i + alpha/2 ||w||^2``, so ``C = 1 / (alpha n)``; one-vs-rest
-      logistic losses for more than two classes. SGD rarely stops at a
-      stationary point: check :meth:`stationarity`.
+    Usually built with :func:`explain`. ``fit`` refits nothing: it unwraps a
+    search or pipeline, keeps the fitted preprocessing, and builds the influence
+    model of the final estimator over the rows it was fitted on. All methods
+    take *raw* rows (a DataFrame with strings and missing values, as
+    ``predict`` does) and pass them through the preprocessing.
+
+    Arrays are positional (column ``i`` is the ``i``-th training row in fit
+    order); ``as_frame=True`` labels them with the training rows' own labels:
+    the index of the training DataFrame (or of ``y`` when it is a Series), else
+    their positions.
 
     Parameters
     ----------
-    estimator : fitted estimator or Pipeline
-    influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
-    damping : float, default=0.0
+    estimator : fitted estimator, Pipeline, GridSearchCV or RandomizedSearchCV
+        See :func:`explain`.
+    influence_solver : {"auto", "direct", "cg", "lissa"}, solver object or None
+        ``None`` keeps a skinfluence estimator's own setting (``"auto"`` for
+        estimators read by :func:`explain`).
+    damping : float or None
+        ``None`` keeps the estimator's own setting (0 for estimators read).
+
+    Attributes
+    ----------
+    preprocessor_ : fitted transformer or None
+        The steps before the final estimator (held fixed).
+    model_ : InfluenceMixin
+        The influence model of the final step, over the rows it was fitted on.
+    final_estimator_ : estimator
+        The final step as given.
+    feature_names_ : ndarray of str
+        The final model's input features, from the preprocessing's
+        ``get_feature_names_out`` (``ColumnTransformer`` prefixes dropped when
+        the names stay unique), else ``feature_names_in_``, else ``x0, x1, ...``.
+    train_index_ : pandas.Index or None
+        Labels of the training rows (``None``: they are labelled by position).
+    X_train_ : array-like or None
+        The raw training rows when they were passed to ``fit`` (for display).
+    classes_ : ndarray
+        For classifiers.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> from skinfluence import InfluenceLogisticRegression, explain
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"age": rng.normal(40, 10, 80), "sex": rng.choice(["f", "m"], 80)},
+    ...                  index=[f"p{i}" for i in range(80)])
+    >>> y = pd.Series((X.age + 10 * (X.sex == "f") + rng.normal(0, 5, 80) > 45).astype(int),
+    ...               index=X.index)
+    >>> pre = make_column_transformer((StandardScaler(), ["age"]), (OneHotEncoder(), ["sex"]))
+    >>> pipe = make_pipeline(pre, InfluenceLogisticRegression(solver="newton-cholesky",
+    ...                                                       tol=1e-12))
+    >>> search = GridSearchCV(pipe, {"influencelogisticregression__C": [0.1, 1.0]}, cv=3)
+    >>> ex = explain(search.fit(X, y))
+    >>> list(ex.feature_names_)
+    ['age', 'sex_f', 'sex_m']
+    >>> ex.self_influence(as_frame=True).index[:3].tolist()
+    ['p0', 'p1', 'p2']
     """
 
-    def __init__(self, estimator, *, influence_solver="auto", damping=0.0):
+    def __init__(self, estimator, *, influence_solver=None, damping=None):
         self.estimator = estimator
         self.influence_solver = influence_solver
         self.damping = damping
 
-    def fit(self, X, y, sample_weight=None):
-        """Read the fitted estimator's objective and store its training data.
+    def fit(self, X=None, y=None, sample_weight=None):
+        """Unwrap the fitted thing and build the influence model of its final step.
 
         Parameters
         ----------
-        X, y : the training data the estimator was fitted on
-        sample_weight : array-like of shape (n_samples,), optional
-            The weights it was fitted with.
+        X, y : optional
+            The raw rows and labels it was fitted on. Required for estimators
+            that do not keep their training data (scikit-learn's own); for a
+            skinfluence final step they are optional and, when given, are shown
+            by the tables and label the rows.
+        sample_weight : array-like, optional
+            The weights a scikit-learn estimator was fitted with (skinfluence
+            estimators keep their own).
 
         Returns
         -------
         self : Explanation
         """
-        est = self.estimator
-        check_is_fitted(est)
-        if isinstance(est, Pipeline):
-            self.transformer_ = est[:-1] if len(est) > 1 else None
-            final = est[-1]
-        else:
-            self.transformer_, final = None, est
-        if not isinstance(final, (LogisticRegression, Ridge, SGDClassifier)):
-            raise TypeError(
-                f"explain() cannot read the objective of a {type(final).__name__}; it "
-                f"supports {SUPPORTED}. For other convex models use skinfluence's "
-                "estimators (InfluenceLogisticRegression, InfluenceRidge, SmoothHingeSVC, "
-                "RBFSmoothHingeSVC)."
-            )
-        self.final_estimator_ = final
-        self._check_influence_supported()
-        X_raw = X
-        Xt = self.transformer_.transform(X) if self.transformer_ is not None else X
-        Xt = check_array(Xt, accept_sparse="csr", dtype=np.float64)
-        if Xt.shape[1] != final.n_features_in_:
-            raise ValueError(
-                f"X has {Xt.shape[1]} features after the pipeline but the estimator was "
-                f"fitted on {final.n_features_in_}: pass the training data it was fitted on."
-            )
-        self.n_features_in_ = final.n_features_in_
-        if self.transformer_ is None and hasattr(final, "feature_names_in_"):
-            self.feature_names_in_ = final.feature_names_in_
-        y = column_or_1d(y) if not isinstance(final, Ridge) else np.asarray(y)
-        if isinstance(final, Ridge):
-            Y = regression_targets(y, np.atleast_2d(final.coef_).shape[0])
-            s = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-        else:
-            self.classes_ = final.classes_
-            unseen = ~np.isin(y, final.classes_)
-            if unseen.any():
+        pre, final = _unwrap(self.estimator)
+        preprocessor = _preprocessor(pre)
+        check_is_fitted(final)
+        if isinstance(final, InfluenceMixin):
+            if not hasattr(final, "_fit_X"):
                 raise ValueError(
-                    f"y_train has labels the estimator never saw: {np.unique(y[unseen])}; "
-                    "pass the training data it was fitted on."
+                    f"This {type(final).__name__} was fitted without its training data being "
+                    "stored; refit it with its own `fit` to compute influence."
                 )
-            s, y_index = effective_weights(
-                final.classes_, getattr(final, "class_weight", None), y, sample_weight, len(y)
-            )
-            Y = self._influence_model().loss.encode(y_index, len(final.classes_))
-        self._remember_training_data(Xt, Y, s, y=y, sample_weight=sample_weight, X_raw=X_raw)
-        self.stationarity()  # warns now, at the point of explanation, if not stationary
+            if sample_weight is not None:
+                raise ValueError(
+                    f"{type(final).__name__} keeps the sample weights it was fitted with; "
+                    "sample_weight is only for estimators read by explain()."
+                )
+            model = final
+            overrides = {k: v for k, v in (("influence_solver", self.influence_solver),
+                                           ("damping", self.damping)) if v is not None}
+            if overrides:  # a shallow copy: the user's estimator keeps its settings
+                model = copy.copy(final)
+                model._influence_cache = {}
+                model.set_params(**overrides)
+            n = model._fit_X.shape[0]
+            for name, given in (("X", X), ("y", y)):
+                if given is not None and _n_rows(given) != n:
+                    raise ValueError(
+                        f"{name} has {_n_rows(given)} rows but the model was fitted on {n}; "
+                        "pass the rows it was fitted on (or none: it keeps them)."
+                    )
+        else:
+            if X is None or y is None:
+                raise TypeError(
+                    f"A fitted {type(final).__name__} does not keep its training data: call "
+                    "skinfluence.explain(model, X_train, y_train) with the rows it was "
+                    "fitted on, or use an skinfluence estimator such as "
+                    "InfluenceLogisticRegression as the final step (it keeps them)."
+                )
+            Xt = preprocessor.transform(X) if preprocessor is not None else X
+            model = FittedObjective(
+                final,
+                influence_solver="auto" if self.influence_solver is None else
+                self.influence_solver,
+                damping=0.0 if self.damping is None else self.damping,
+            ).fit(Xt, y, sample_weight)
+        self._set_parts(preprocessor, model, final, X, index_of(X, y, n=model._fit_X.shape[0]))
+        if isinstance(model, FittedObjective):
+            self.stationarity()  # warns now, at the point of explanation, if not stationary
         return self
 
-    def _validate_test(self, X, y):
-        if self.transformer_ is not None:
-            X = self.transformer_.transform(X)
-        return super()._validate_test(X, y)
+    def _set_parts(self, preprocessor, model, final, X_train, train_index):
+        self.preprocessor_ = preprocessor
+        self.model_ = model
+        self.final_estimator_ = final
+        self.X_train_ = X_train
+        self.train_index_ = train_index if train_index is not None else model._fit_index
+        self.n_features_in_ = model.n_features_in_
+        self.feature_names_ = self._feature_names()
+        if hasattr(model, "classes_"):
+            self.classes_ = model.classes_
+        return self
 
-    def _influence_targets(self, y):
-        if isinstance(self.final_estimator_, Ridge):
-            return regression_targets(y, np.atleast_2d(self.final_estimator_.coef_).shape[0])
-        return super()._influence_targets(y)
-
-    def _check_influence_supported(self):
-        self._influence_model()
-
-    def _influence_model(self):
-        final = self.final_estimator_
-        if isinstance(final, LogisticRegression):
-            return _logistic_model(final)
-        if isinstance(final, Ridge):
-            return ridge_influence_model(final)
-        _sgd_model(final)
-        n = self._fit_X.shape[0] if hasattr(self, "_fit_X") else None
-        coef = np.asarray(final.coef_, dtype=np.float64)
-        return InfluenceModel(
-            loss=OneVsRestLogLoss(),
-            features=IdentityFeatures(),
-            coef=coef,
-            intercept=np.asarray(final.intercept_, float) if final.fit_intercept else None,
-            C=np.inf if final.alpha == 0 else 1.0 / (final.alpha * (n or 1)),
-        )
+    def _feature_names(self):
+        names = None
+        if self.preprocessor_ is not None:
+            try:
+                names = self.preprocessor_.get_feature_names_out()
+            except (AttributeError, TypeError, ValueError):
+                names = None
+        else:
+            names = getattr(self.model_, "feature_names_in_", None)
+        if names is None or len(names) != self.model_.n_features_in_:
+            names = [f"x{j}" for j in range(self.model_.n_features_in_)]
+        return short_feature_names(names)
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "_fit_X")
+        return hasattr(self, "model_")
+
+    # ---------------------------------------------------------------- rows
+    def transform(self, X):
+        """Rows as the final model sees them (through the fitted preprocessing)."""
+        check_is_fitted(self)
+        return X if self.preprocessor_ is None else self.preprocessor_.transform(X)
+
+    @property
+    def n_train_(self):
+        """Number of training rows."""
+        return self.model_._fit_X.shape[0]
+
+    @property
+    def y_train_(self):
+        """The training labels / targets, in fit order."""
+        return self.model_._fit_y
+
+    def training_labels(self, positions=None):
+        """Labels of the training rows at ``positions`` (all rows by default)."""
+        check_is_fitted(self)
+        if positions is None:
+            positions = np.arange(self.n_train_)
+        return row_labels(self.train_index_, positions)
+
+    def training_rows(self, positions, X_train=None):
+        """The training rows at ``positions`` as a DataFrame indexed by their labels.
+
+        Raw rows when they are known (``X_train`` here, or given to ``fit``),
+        else the rows as the final model sees them, named by
+        :attr:`feature_names_`.
+        """
+        import pandas as pd
+
+        positions = np.asarray(positions, dtype=np.intp)
+        labels = self.training_labels(positions)
+        X = self.X_train_ if X_train is None else X_train
+        if X is not None:
+            if _n_rows(X) != self.n_train_:
+                raise ValueError(f"X_train has {_n_rows(X)} rows; the model was fitted on "
+                                 f"{self.n_train_}.")
+            if isinstance(X, pd.DataFrame):
+                out = X.iloc[positions].copy()
+                out.index = pd.Index(labels, name=X.index.name)
+                return out
+            X = np.asarray(X.toarray() if sp.issparse(X) else X)
+            names = [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else None
+            return pd.DataFrame(X[positions], index=labels, columns=names)
+        Z = self.model_._fit_X[positions]
+        if is_dask(Z):
+            Z = Z.compute()
+        Z = Z.toarray() if sp.issparse(Z) else np.asarray(Z)
+        index = pd.Index(labels, name=getattr(self.train_index_, "name", None))
+        return pd.DataFrame(Z, index=index, columns=list(self.feature_names_))
+
+    # ------------------------------------------------------------ influence
+    def _test_index(self, X, y):
+        return index_of(X, y)
+
+    def influence_on_loss(self, X_test, y_test, *, kind="upweight", as_frame=False):
+        """:meth:`InfluenceMixin.influence_on_loss` on raw test rows.
+
+        Shape (n_test, n_train), positional; a DataFrame labelled test rows ×
+        training rows with ``as_frame=True``.
+        """
+        out = self.model_.influence_on_loss(self.transform(X_test), y_test, kind=kind)
+        if not as_frame:
+            return out
+        return label_matrix(out, self._test_index(X_test, y_test), self.train_index_)
+
+    def self_influence(self, *, kind="upweight", as_frame=False):
+        """:meth:`InfluenceMixin.self_influence` of the training rows (a labelled
+        Series with ``as_frame=True``)."""
+        check_is_fitted(self)
+        out = self.model_.self_influence(kind=kind)
+        return label_vector(out, self.train_index_, "self_influence") if as_frame else out
+
+    def influence_on_params(self, *, kind="upweight", as_frame=False):
+        """:meth:`InfluenceMixin.influence_on_params` (a DataFrame of training rows ×
+        named parameters with ``as_frame=True``)."""
+        check_is_fitted(self)
+        out = self.model_.influence_on_params(kind=kind)
+        if not as_frame:
+            return out
+        return label_matrix(out, self.train_index_, self.parameter_names(), "train_row",
+                            "parameter")
+
+    def parameter_names(self):
+        """Names of ``theta`` (``coef_.ravel()``, then ``intercept_``) in feature names."""
+        check_is_fitted(self)
+        return self.model_.parameter_names(self.feature_names_)
+
+    def perturbation_influence(self, X_test, y_test):
+        """:meth:`InfluenceMixin.perturbation_influence` on raw test rows.
+
+        Shape (n_test, n_train, n_features) over the final model's inputs
+        (named by :attr:`feature_names_`), positional.
+        """
+        return self.model_.perturbation_influence(self.transform(X_test), y_test)
+
+    def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
+                                as_frame=False):
+        """:meth:`InfluenceMixin.group_influence_on_loss` on raw test rows.
+
+        ``groups`` are positions or boolean masks over the training rows (a
+        dict names them).
+        """
+        out = self.model_.group_influence_on_loss(self.transform(X_test), y_test, groups,
+                                                  kind=kind)
+        if not as_frame:
+            return out
+        names = list(groups) if isinstance(groups, dict) else None
+        return label_matrix(out, self._test_index(X_test, y_test), names, columns_name="group")
+
+    def loss_values(self, X, y):
+        """:meth:`InfluenceMixin.loss_values` of raw rows."""
+        return self.model_.loss_values(self.transform(X), y)
+
+    def loss_gradients(self, X, y):
+        """:meth:`InfluenceMixin.loss_gradients` of raw rows."""
+        return self.model_.loss_gradients(self.transform(X), y)
+
+    def hessian(self):
+        """:meth:`InfluenceMixin.hessian` of the final model."""
+        check_is_fitted(self)
+        return self.model_.hessian()
+
+    def stationarity(self):
+        """:meth:`InfluenceMixin.stationarity` of the final model."""
+        check_is_fitted(self)
+        return self.model_.stationarity()
+
+    # ---------------------------------------------------------- predictions
+    def predict(self, X):
+        """Predictions of the fitted thing on raw rows (as its ``predict``)."""
+        return self.model_.predict(self.transform(X))
+
+    def score(self, X, y):
+        """Score of the fitted thing on raw rows (as its ``score``)."""
+        return self.model_.score(self.transform(X), y)
+
+    # ------------------------------------------------------------ retraining
+    def _refit(self, sample_weight=None, X=None, y=None):
+        """Refit the final step with other weights / rows (rows as it sees them).
+
+        The preprocessing, labels and names stay as they are.
+        """
+        check_is_fitted(self)
+        model = self.model_._refit(sample_weight, X=X, y=y)
+        new = copy.copy(self)
+        keep_rows = X is None
+        return new._set_parts(self.preprocessor_, model, self.final_estimator_,
+                              self.X_train_ if keep_rows else None,
+                              self.train_index_ if keep_rows or _n_rows(X) == self.n_train_
+                              else None)
+
+    def refit(self, sample_weight=None, *, X=None, y=None):
+        """The final step refitted with other sample weights or labels, as an Explanation.
+
+        ``X`` are raw rows (passed through the fixed preprocessing); by default
+        the training rows. A row with weight 0 is removed from the objective;
+        the preprocessing is *not* refitted. Warm-started from the fitted
+        parameters where the estimator allows.
+        """
+        Xt = None if X is None else self.transform(X)
+        return self._refit(sample_weight, X=Xt, y=y)
 
 
-def explain(estimator, X_train, y_train, sample_weight=None, *, influence_solver="auto",
-            damping=0.0):
-    """Influence methods for an already-fitted scikit-learn estimator.
+def as_explanation(fitted):
+    """The :class:`Explanation` of any fitted thing the tools accept (see :func:`explain`)."""
+    if isinstance(fitted, Explanation):
+        check_is_fitted(fitted)
+        return fitted
+    return explain(fitted)
+
+
+def explain(estimator, X_train=None, y_train=None, sample_weight=None, *,
+            influence_solver=None, damping=None):
+    """Influence methods for any fitted model, pipeline or search.
 
     Parameters
     ----------
-    estimator : fitted LogisticRegression, Ridge, SGDClassifier or Pipeline
-        See :class:`Explanation` for the objectives read; L1 penalties, hinge
-        losses and other estimators are refused with the alternative named.
-    X_train, y_train : the data it was fitted on (raw rows for a pipeline)
+    estimator : fitted estimator, Pipeline, GridSearchCV or RandomizedSearchCV
+        A skinfluence estimator (or a pipeline / search ending in one) keeps its
+        training rows: ``explain(search)`` is enough. A scikit-learn estimator
+        whose objective can be read -- LogisticRegression / LogisticRegressionCV
+        (L2 or none), Ridge, RidgeCV, RidgeClassifier(CV), LinearRegression,
+        SGDClassifier(log_loss, l2), SGDRegressor(squared_error, l2) -- needs
+        the rows it was fitted on. L1 penalties, hinge losses and other
+        estimators are refused with the alternative named. CV estimators are
+        explained at their chosen hyperparameter (``C_``, ``alpha_``), which
+        retraining keeps fixed.
+    X_train, y_train : the raw rows and labels it was fitted on
+        Optional for skinfluence estimators (then shown by the tables).
     sample_weight : array-like, optional
-        The weights it was fitted with.
+        The weights a scikit-learn estimator was fitted with.
     influence_solver, damping : as on the skinfluence estimators
+        ``None``: a skinfluence estimator's own settings ("auto", 0 otherwise).
 
     Returns
     -------
@@ -223,6 +459,9 @@ def explain(estimator, X_train, y_train, sample_weight=None, *, influence_solver
     >>> ex.influence_on_loss(X[400:403], y[400:403]).shape
     (3, 400)
     """
+    if isinstance(estimator, Explanation) and X_train is None and y_train is None:
+        check_is_fitted(estimator)
+        return estimator
     return Explanation(estimator, influence_solver=influence_solver, damping=damping).fit(
         X_train, y_train, sample_weight
     )

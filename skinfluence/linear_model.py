@@ -173,7 +173,7 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
             self.n_iter_ = np.array([n_iter], dtype=np.int32)
             return self
         super().fit(X, y, sample_weight=sample_weight)
-        X_raw = X
+        X_raw, y_raw = X, y
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
         y = column_or_1d(y)
         s, y_index = effective_weights(
@@ -182,7 +182,7 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         loss = self._loss()
         self._remember_training_data(
             X, loss.encode(y_index, len(self.classes_)), s, y=y, sample_weight=sample_weight,
-            X_raw=X_raw,
+            X_raw=X_raw, y_raw=y_raw,
         )
         return self
 
@@ -336,7 +336,7 @@ class InfluenceRidge(InfluenceMixin, Ridge):
         s = np.ones(X.shape[0]) if sample_weight is None else np.broadcast_to(
             np.asarray(sample_weight, dtype=np.float64), (X.shape[0],)).copy()
         self._remember_training_data(X, Y, s, y=np.asarray(y), sample_weight=sample_weight,
-                                     X_raw=X_raw)
+                                     X_raw=X_raw, y_raw=y)
         return self
 
     def _influence_targets(self, y):

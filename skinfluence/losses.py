@@ -15,7 +15,10 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import logsumexp
 
-__all__ = ["Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss"]
+__all__ = [
+    "Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss",
+    "SignedSquaredLoss",
+]
 
 
 class Loss:
@@ -152,3 +155,17 @@ class SquaredLoss(Loss):
 
     def value(self, Y, F):
         return 0.5 * anp.sum((Y - F) ** 2, axis=1)
+
+
+class SignedSquaredLoss(SquaredLoss):
+    """Least squares on class targets in {-1, +1}, as ``RidgeClassifier`` fits.
+
+    Two classes use one output (``+1`` for ``classes_[1]``); more use one
+    output per class (``+1`` for the row's class, ``-1`` elsewhere).
+    """
+
+    def n_outputs(self, n_classes):
+        return 1 if n_classes == 2 else n_classes
+
+    def encode(self, y_index, n_classes):
+        return SmoothHinge.encode(self, y_index, n_classes)

@@ -1,26 +1,28 @@
-"""Influence for a fitted :class:`~sklearn.pipeline.Pipeline`."""
+"""``PipelineInfluence``: the name influence on a pipeline had before :func:`explain`."""
 
-from sklearn.utils.validation import check_is_fitted
-
-from ._mixin import InfluenceMixin
+from .explain import Explanation
 
 __all__ = ["PipelineInfluence"]
 
 
-class PipelineInfluence:
-    """Influence queries on a fitted pipeline whose last step is influence-aware.
+class PipelineInfluence(Explanation):
+    """Influence queries on a fitted pipeline (or search) -- :func:`explain` under its old name.
 
-    Test rows go through the pipeline's earlier (fitted) steps before they
-    reach the final estimator, exactly as in ``pipeline.predict``; training
-    points are the rows the final estimator was fitted on, in fit order. The
-    earlier steps are held fixed: influence describes re-weighting rows in the
-    final model's objective, not refitting the scaler or encoder.
+    ``PipelineInfluence(pipe)`` is ``explain(pipe)``: an :class:`Explanation`
+    whose methods take raw test rows, which go through the pipeline's earlier
+    (fitted) steps before they reach the final estimator, exactly as in
+    ``pipe.predict``. The earlier steps are held fixed: influence describes
+    re-weighting rows in the final model's objective, not refitting the scaler
+    or encoder.
 
     Parameters
     ----------
-    pipeline : Pipeline
-        A fitted pipeline whose final step is an :class:`InfluenceMixin`
-        estimator (for example :class:`InfluenceLogisticRegression`).
+    pipeline : fitted Pipeline, GridSearchCV or estimator
+        Its final step is a skinfluence estimator (for example
+        :class:`InfluenceLogisticRegression`); for scikit-learn's own
+        estimators use ``explain(pipeline, X_train, y_train)``.
+    influence_solver, damping : optional
+        Override the final estimator's settings (on a copy).
 
     Examples
     --------
@@ -36,34 +38,11 @@ class PipelineInfluence:
     (2, 150)
     """
 
-    def __init__(self, pipeline):
-        check_is_fitted(pipeline)
-        final = pipeline[-1]
-        if not isinstance(final, InfluenceMixin):
-            raise TypeError(
-                f"The pipeline's last step is a {type(final).__name__}, which cannot "
-                "compute influence; use an skinfluence estimator such as "
-                "InfluenceLogisticRegression as the last step."
-            )
+    def __init__(self, pipeline, *, influence_solver=None, damping=None):
         self.pipeline = pipeline
-        self.estimator = final
+        super().__init__(pipeline, influence_solver=influence_solver, damping=damping)
+        self.fit()
 
-    def transform(self, X):
-        """Rows as the final estimator sees them (through the earlier steps)."""
-        return self.pipeline[:-1].transform(X) if len(self.pipeline) > 1 else X
-
-    def influence_on_loss(self, X_test, y_test, *, kind="upweight"):
-        """:meth:`InfluenceMixin.influence_on_loss` on raw test rows."""
-        return self.estimator.influence_on_loss(self.transform(X_test), y_test, kind=kind)
-
-    def self_influence(self, *, kind="upweight"):
-        """:meth:`InfluenceMixin.self_influence` of the training rows."""
-        return self.estimator.self_influence(kind=kind)
-
-    def influence_on_params(self, *, kind="upweight"):
-        """:meth:`InfluenceMixin.influence_on_params` of the final estimator."""
-        return self.estimator.influence_on_params(kind=kind)
-
-    def stationarity(self):
-        """:meth:`InfluenceMixin.stationarity` of the final estimator."""
-        return self.estimator.stationarity()
+    def get_params(self, deep=True):
+        return {"pipeline": self.pipeline, "influence_solver": self.influence_solver,
+                "damping": self.damping}

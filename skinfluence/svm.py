@@ -83,7 +83,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
                                           self.tol, self.max_iter, continuation=warm)
             self.feature_map_ = IdentityFeatures()
             return self
-        X_raw = X
+        X_raw, y_raw = X, y
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_classification_targets(y)
         classes = np.unique(y)
@@ -128,7 +128,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         self.coef_ = Theta[:, :d]
         self.intercept_ = Theta[:, d] if self.fit_intercept else np.zeros(K)
         self._remember_training_data(
-            X, Y, s, y=y, sample_weight=sample_weight, X_raw=X_raw
+            X, Y, s, y=y, sample_weight=sample_weight, X_raw=X_raw, y_raw=y_raw
         )
         return self
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import pearsonr
-from sklearn.base import clone
-from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["RetrainingResult", "retrain_without", "refit_with_weights", "progress_bar"]
 
@@ -29,19 +27,12 @@ def progress_bar(iterable, enabled, desc=None, total=None):
 
 
 def refit_with_weights(estimator, sample_weight, X=None, y=None):
-    """Refit a clone of a fitted influence estimator with other sample weights.
+    """Refit a fitted influence estimator (or explanation) with other sample weights.
 
     Warm-started from the fitted parameters when the estimator supports it.
-    ``X``/``y`` default to the stored training data.
+    ``X``/``y`` default to the stored training data (as the final model sees it).
     """
-    X = estimator._fit_X if X is None else X
-    y = estimator._fit_y if y is None else y
-    refit = clone(estimator)
-    if "warm_start" in refit.get_params():
-        refit.set_params(warm_start=True)
-        refit.coef_ = estimator.coef_.copy()
-        refit.intercept_ = np.array(estimator.intercept_, dtype=float, copy=True)
-    return refit.fit(X, y, sample_weight=sample_weight)
+    return estimator._refit(sample_weight, X=X, y=y)
 
 
 def _base_weights(estimator):
@@ -56,29 +47,43 @@ class RetrainingResult:
     Attributes
     ----------
     indices : ndarray of shape (k,)
-        Training rows removed, one at a time.
+        Positions (fit order) of the training rows removed, one at a time.
     actual : ndarray of shape (n_test, k)
         Actual change of each test loss after retraining without the row.
     predicted : dict of str -> ndarray of shape (n_test, k)
         Predictions by kind (``"remove"``: first order, ``"newton"``).
+    labels : ndarray of shape (k,)
+        The removed rows' labels: the index of the training DataFrame (or of
+        ``y`` when it was a Series), else their positions -- as in every table.
+    test_labels : ndarray of shape (n_test,)
+        The test rows' labels (their index, else positions).
     """
 
     indices: np.ndarray
     actual: np.ndarray
     predicted: dict = field(default_factory=dict)
+    labels: np.ndarray = None
+    test_labels: np.ndarray = None
 
     def pearson(self, kind="remove"):
         """Pearson R between predicted and actual changes, pooled over test points."""
         return float(pearsonr(self.predicted[kind].ravel(), self.actual.ravel())[0])
 
     def to_frame(self):
-        """A long pandas DataFrame: test point, training row, actual, predictions."""
+        """A long pandas DataFrame: test row, training row (both by label), actual, predictions.
+
+        ``train_row`` holds the training rows' labels, the same labels that index
+        :func:`~skinfluence.top_training_rows`; ``position`` their positions.
+        """
         import pandas as pd
 
         n_test, k = self.actual.shape
+        labels = self.indices if self.labels is None else self.labels
+        tests = np.arange(n_test) if self.test_labels is None else self.test_labels
         data = {
-            "test": np.repeat(np.arange(n_test), k),
-            "train_row": np.tile(self.indices, n_test),
+            "test_row": np.repeat(np.asarray(tests), k),
+            "train_row": np.tile(np.asarray(labels), n_test),
+            "position": np.tile(self.indices, n_test),
             "actual": self.actual.ravel(),
         }
         for kind, values in self.predicted.items():
@@ -87,18 +92,24 @@ class RetrainingResult:
 
 
 def retrain_without(
-    estimator, X_test, y_test, indices=None, *, top=50, kinds=("remove", "newton"),
+    fitted, X_test, y_test, indices=None, *, top=50, kinds=("remove", "newton"),
     progress=False,
 ):
     """Retrain without each training point and compare with influence.
 
+    The final model is refitted with the row's ``sample_weight`` set to 0
+    (warm-started; same hyperparameters); a pipeline's preprocessing stays as
+    fitted, as influence assumes.
+
     Parameters
     ----------
-    estimator : fitted InfluenceMixin estimator
-    X_test, y_test : test rows and labels (a single test point is typical)
+    fitted : fitted skinfluence estimator, Pipeline, search or Explanation
+        Anything :func:`skinfluence.explain` returns or accepts without data.
+    X_test, y_test : raw test rows and labels (a single test point is typical)
     indices : array-like of int, optional
-        Training rows to remove one at a time; by default the ``top`` rows with
-        the largest first-order influence summed over the test points.
+        Positions (fit order) of the training rows to remove one at a time; by
+        default the ``top`` rows with the largest first-order influence summed
+        over the test points.
     top : int, default=50
     kinds : tuple of {"remove", "newton"}
         Which predictions to report next to the actual changes.
@@ -109,23 +120,35 @@ def retrain_without(
     -------
     RetrainingResult
     """
-    check_is_fitted(estimator)
-    predicted = {k: estimator.influence_on_loss(X_test, y_test, kind=k) for k in kinds}
+    from ._frames import index_of, row_labels
+    from .explain import as_explanation
+
+    ex = as_explanation(fitted)
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"top must be a positive integer; got {top!r}.")
+    predicted = {k: ex.influence_on_loss(X_test, y_test, kind=k) for k in kinds}
     if indices is None:
         first = predicted.get("remove")
         if first is None:
-            first = estimator.influence_on_loss(X_test, y_test, kind="remove")
-        indices = np.argsort(-np.abs(first).sum(axis=0))[:top]
-    indices = np.asarray(indices, dtype=int)
-    base = estimator.loss_values(X_test, y_test)
-    weights = _base_weights(estimator)
+            first = ex.influence_on_loss(X_test, y_test, kind="remove")
+        indices = np.argsort(-np.abs(first).sum(axis=0), kind="stable")[:top]
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim != 1:
+        raise ValueError("indices are integer positions of training rows (fit order).")
+    if indices.size and (indices.min() < 0 or indices.max() >= ex.n_train_):
+        raise ValueError(f"indices must lie in 0 .. {ex.n_train_ - 1}.")
+    base = ex.loss_values(X_test, y_test)
+    weights = _base_weights(ex.model_)
     actual = np.empty((len(base), len(indices)))
     for col, i in enumerate(progress_bar(indices, progress, "retraining")):
         w = weights.copy()
         w[i] = 0.0
-        refit = refit_with_weights(estimator, w)
+        refit = ex._refit(w)
         actual[:, col] = refit.loss_values(X_test, y_test) - base
+    test_index = index_of(X_test, y_test, n=len(base))
     return RetrainingResult(
         indices=indices, actual=actual,
         predicted={k: v[:, indices] for k, v in predicted.items()},
+        labels=row_labels(ex.train_index_, indices),
+        test_labels=row_labels(test_index, np.arange(len(base))),
     )

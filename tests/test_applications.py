@@ -281,8 +281,8 @@ def test_retrain_without_table_and_progress_bar(wine):
     clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
     res = retrain_without(clf, Xt[:2], yt[:2], top=6, progress=True)
     frame = res.to_frame()
-    assert list(frame.columns) == ["test", "train_row", "actual", "predicted_remove",
-                                   "predicted_newton"]
+    assert list(frame.columns) == ["test_row", "train_row", "position", "actual",
+                                   "predicted_remove", "predicted_newton"]
     assert len(frame) == 12
     # the actual changes are real refits: check one against a plain refit without the row
     i = res.indices[0]

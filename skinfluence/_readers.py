@@ -1,0 +1,332 @@
+"""Read the objective of an already-fitted scikit-learn estimator.
+
+Every supported estimator is ``C sum_i s_i l(y_i, f_i) + 1/2 ||W||^2`` (the
+intercept unpenalised unless liblinear) for some loss ``l`` and ``C``: a reader
+turns the fitted estimator into that description -- an :class:`InfluenceModel`,
+how targets are encoded, which class weights apply -- plus the estimator with
+which a retraining refits (the chosen hyperparameters held fixed: a
+``LogisticRegressionCV`` refits as a ``LogisticRegression`` with its ``C_``).
+
+:class:`FittedObjective` is the influence model over such a reading; the rows it
+sees are the final estimator's inputs (after a pipeline's earlier steps).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    LogisticRegressionCV,
+    Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
+    RidgeCV,
+    SGDClassifier,
+    SGDRegressor,
+)
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from ._mixin import InfluenceMixin, InfluenceModel
+from ._utils import effective_weights
+from .exceptions import InfluenceNotDefinedError
+from .features import IdentityFeatures
+from .linear_model import InfluenceLogisticRegression, regression_targets
+from .losses import OneVsRestLogLoss, SignedSquaredLoss, SquaredLoss
+
+__all__ = ["SUPPORTED", "FittedObjective", "read_objective"]
+
+SUPPORTED = (
+    "LogisticRegression / LogisticRegressionCV (L2 or no penalty), Ridge, RidgeCV, "
+    "RidgeClassifier, RidgeClassifierCV, LinearRegression, SGDClassifier(loss='log_loss', "
+    "penalty='l2'), SGDRegressor(loss='squared_error', penalty='l2'), or a Pipeline or "
+    "GridSearchCV ending in one of them"
+)
+
+
+@dataclass
+class Reading:
+    """The objective of a fitted estimator, as the influence machinery needs it.
+
+    ``C`` may depend on the number of training rows (SGD's ``alpha``), hence a
+    function of ``n``. ``refit`` is an unfitted estimator minimising the same
+    objective, used by the retraining tools.
+    """
+
+    loss: object
+    C: object  # callable n -> float
+    classifier: bool
+    class_weight: object = None
+    intercept_penalty: float = 0.0
+    refit: object = None
+
+
+def _fitted_intercept(est):
+    return np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) if est.fit_intercept \
+        else None
+
+
+def _constant(C):
+    return lambda n: C
+
+
+def _logistic(est, classes=None):
+    # the same reading of C, l1_ratio and liblinear's intercept as our subclass
+    proxy = InfluenceLogisticRegression(**est.get_params())
+    proxy.classes_ = est.classes_ if classes is None else classes
+    intercept_penalty = 0.0
+    if est.solver == "liblinear" and est.fit_intercept:
+        intercept_penalty = 1.0 / float(est.intercept_scaling) ** 2
+    return Reading(proxy._loss(), _constant(proxy._effective_C()), True, est.class_weight,
+                   intercept_penalty, clone(est))
+
+
+def _logistic_cv(est):
+    if not getattr(est, "refit", True):
+        raise InfluenceNotDefinedError(
+            "LogisticRegressionCV(refit=False) averages the folds' coefficients, which is "
+            "not the optimum of any objective; refit with refit=True to compute influence."
+        )
+    C = float(np.ravel(est.C_)[0])
+    l1_ratio = np.ravel(getattr(est, "l1_ratio_", [None]))[0]
+    l1_ratio = 0.0 if l1_ratio is None else float(l1_ratio)
+    params = dict(C=C, l1_ratio=l1_ratio, fit_intercept=est.fit_intercept,
+                  intercept_scaling=est.intercept_scaling, class_weight=est.class_weight,
+                  solver=est.solver, tol=est.tol, max_iter=est.max_iter,
+                  random_state=est.random_state)
+    if getattr(est, "penalty", "deprecated") in ("l1", "elasticnet"):
+        l1_ratio = 1.0
+    if l1_ratio > 0:
+        raise InfluenceNotDefinedError(
+            f"LogisticRegressionCV chose l1_ratio={l1_ratio}, an L1 penalty, which is not "
+            "twice differentiable; search over l1_ratios=(0,) to compute influence."
+        )
+    return _logistic(LogisticRegression(**params), classes=est.classes_)
+
+
+def _sgd_classifier(est):
+    if est.loss != "log_loss":
+        alternative = (
+            "skinfluence.SmoothHingeSVC (a smooth hinge)" if est.loss in ("hinge", "squared_hinge")
+            else "a twice-differentiable loss"
+        )
+        raise InfluenceNotDefinedError(
+            f"SGDClassifier(loss={est.loss!r}) has no second derivative, so influence is "
+            f"not defined; use SGDClassifier(loss='log_loss') or {alternative}."
+        )
+    _check_sgd(est)
+    # (1/n) sum s_i l_i + alpha/2 ||w||^2: C = 1 / (alpha n)
+    return Reading(OneVsRestLogLoss(), _sgd_C(est), True, est.class_weight, 0.0, clone(est))
+
+
+def _sgd_regressor(est):
+    if est.loss != "squared_error":
+        raise InfluenceNotDefinedError(
+            f"SGDRegressor(loss={est.loss!r}) is not twice differentiable everywhere; use "
+            "loss='squared_error' (or skinfluence.InfluenceRidge) to compute influence."
+        )
+    _check_sgd(est)
+    return Reading(SquaredLoss(), _sgd_C(est), False, None, 0.0, clone(est))
+
+
+def _check_sgd(est):
+    name = type(est).__name__
+    if est.penalty not in ("l2", None):
+        raise InfluenceNotDefinedError(
+            f"{name}(penalty={est.penalty!r}) is not twice differentiable; refit "
+            "with penalty='l2' to compute influence."
+        )
+    if est.average:
+        raise InfluenceNotDefinedError(
+            f"{name}(average=...) returns averaged iterates, not an optimum of its "
+            "objective; refit with average=False."
+        )
+
+
+def _sgd_C(est):
+    alpha = float(est.alpha) if est.penalty == "l2" else 0.0
+    return lambda n: np.inf if alpha == 0 else 1.0 / (alpha * n)
+
+
+def _alpha(est, alpha):
+    alpha = np.asarray(alpha, dtype=float)
+    if alpha.size > 1:
+        raise InfluenceNotDefinedError(
+            f"{type(est).__name__} with one alpha per target is not supported; fit one model "
+            "per target (or use a single alpha) to compute influence."
+        )
+    if getattr(est, "positive", False):
+        raise InfluenceNotDefinedError(
+            f"{type(est).__name__}(positive=True) is a constrained fit: influence functions "
+            "need an unconstrained optimum. Refit with positive=False."
+        )
+    alpha = float(alpha.ravel()[0])
+    # sum_i s_i (y_i - f_i)^2 + alpha ||W||^2 is 2 alpha (C sum s_i l_i + 1/2 ||W||^2)
+    # with l = (y - f)^2 / 2 and C = 1 / alpha
+    return _constant(np.inf if alpha == 0 else 1.0 / alpha), alpha
+
+
+def _ridge(est):
+    C, _ = _alpha(est, est.alpha)
+    return Reading(SquaredLoss(), C, False, refit=clone(est))
+
+
+def _ridge_cv(est):
+    C, alpha = _alpha(est, est.alpha_)
+    return Reading(SquaredLoss(), C, False,
+                   refit=Ridge(alpha=alpha, fit_intercept=est.fit_intercept))
+
+
+def _linear_regression(est):
+    C, _ = _alpha(est, 0.0)
+    return Reading(SquaredLoss(), C, False, refit=clone(est))
+
+
+def _ridge_classifier(est):
+    # least squares on targets in {-1, +1} (one column per class beyond two)
+    C, _ = _alpha(est, est.alpha)
+    return Reading(SignedSquaredLoss(), C, True, est.class_weight, 0.0, clone(est))
+
+
+def _ridge_classifier_cv(est):
+    C, alpha = _alpha(est, est.alpha_)
+    refit = RidgeClassifier(alpha=alpha, fit_intercept=est.fit_intercept,
+                            class_weight=est.class_weight)
+    return Reading(SignedSquaredLoss(), C, True, est.class_weight, 0.0, refit)
+
+
+# most specific first: the CV classes subclass their base classes' mixins
+_READERS = (
+    (LogisticRegressionCV, _logistic_cv),
+    (LogisticRegression, _logistic),
+    (RidgeClassifierCV, _ridge_classifier_cv),
+    (RidgeClassifier, _ridge_classifier),
+    (RidgeCV, _ridge_cv),
+    (Ridge, _ridge),
+    (LinearRegression, _linear_regression),
+    (SGDClassifier, _sgd_classifier),
+    (SGDRegressor, _sgd_regressor),
+)
+
+
+def read_objective(est):
+    """The :class:`Reading` of a fitted estimator; clear errors for the rest."""
+    for cls, reader in _READERS:
+        if isinstance(est, cls):
+            return reader(est)
+    raise TypeError(
+        f"explain() cannot read the objective of a {type(est).__name__}; it supports "
+        f"{SUPPORTED}. For other convex models use skinfluence's estimators "
+        "(InfluenceLogisticRegression, InfluenceRidge, SmoothHingeSVC, RBFSmoothHingeSVC)."
+    )
+
+
+class FittedObjective(InfluenceMixin, BaseEstimator):
+    """The influence model of an already-fitted scikit-learn estimator.
+
+    ``fit(X, y, sample_weight)`` does not refit ``estimator``: it reads its
+    objective (:func:`read_objective`) and stores the rows it was fitted on, as
+    it saw them. Used by :func:`skinfluence.explain`; the rows here are already
+    through any preprocessing.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
+    damping : float, default=0.0
+    """
+
+    def __init__(self, estimator, *, influence_solver="auto", damping=0.0):
+        self.estimator = estimator
+        self.influence_solver = influence_solver
+        self.damping = damping
+
+    def fit(self, X, y, sample_weight=None):
+        est = self.estimator
+        check_is_fitted(est)
+        reading = read_objective(est)
+        X_raw, y_raw = X, y
+        X = check_array(X, accept_sparse="csr", dtype=np.float64)
+        if X.shape[1] != est.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features (after any preprocessing) but the estimator "
+                f"was fitted on {est.n_features_in_}: pass the training data it was fitted on."
+            )
+        self.n_features_in_ = est.n_features_in_
+        if hasattr(est, "feature_names_in_"):
+            self.feature_names_in_ = est.feature_names_in_
+        if reading.classifier:
+            y = column_or_1d(y)
+            self.classes_ = est.classes_
+            unseen = ~np.isin(y, est.classes_)
+            if unseen.any():
+                raise ValueError(
+                    f"y_train has labels the estimator never saw: {np.unique(y[unseen])}; "
+                    "pass the training data it was fitted on."
+                )
+            s, y_index = effective_weights(
+                est.classes_, reading.class_weight, y, sample_weight, len(y)
+            )
+            Y = reading.loss.encode(y_index, len(est.classes_))
+        else:
+            y = np.asarray(y)
+            Y = regression_targets(y, self._n_outputs())
+            s = np.ones(len(y)) if sample_weight is None else np.broadcast_to(
+                np.asarray(sample_weight, dtype=np.float64), (len(y),)).copy()
+        if len(Y) != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {len(Y)}.")
+        self._reading = reading
+        self._remember_training_data(X, Y, s, y=y, sample_weight=sample_weight, X_raw=X_raw,
+                                     y_raw=y_raw)
+        return self
+
+    def _n_outputs(self):
+        return np.atleast_2d(self.estimator.coef_).shape[0]
+
+    def _influence_targets(self, y):
+        if self._reading.classifier:
+            return super()._influence_targets(y)
+        return regression_targets(y, self._n_outputs())
+
+    def _check_influence_supported(self):
+        read_objective(self.estimator)
+
+    def _influence_model(self):
+        est, reading = self.estimator, self._reading
+        return InfluenceModel(
+            loss=reading.loss,
+            features=IdentityFeatures(),
+            coef=np.atleast_2d(np.asarray(est.coef_, dtype=np.float64)),
+            intercept=_fitted_intercept(est),
+            C=reading.C(self._fit_X.shape[0]),
+            intercept_penalty=reading.intercept_penalty,
+        )
+
+    def _refit(self, sample_weight=None, X=None, y=None):
+        """Refit the estimator's objective (hyperparameters fixed), warm-started."""
+        X = self._fit_X if X is None else X
+        y = self._fit_y if y is None else y
+        if sample_weight is None:
+            sample_weight = self._fit_sample_weight
+        refit = clone(self._reading.refit)
+        # SGD refits from scratch, as it was fitted: its schedule depends on the start
+        if "warm_start" in refit.get_params() and not isinstance(
+                refit, (SGDClassifier, SGDRegressor)):
+            refit.set_params(warm_start=True)
+            refit.coef_ = np.array(self.estimator.coef_, copy=True)
+            refit.intercept_ = np.array(self.estimator.intercept_, dtype=float, copy=True)
+        refit.fit(X, y, sample_weight=sample_weight)
+        return FittedObjective(refit, influence_solver=self.influence_solver,
+                               damping=self.damping).fit(X, y, sample_weight)
+
+    def predict(self, X):
+        """The estimator's predictions (rows as it sees them)."""
+        return self.estimator.predict(X)
+
+    def score(self, X, y):
+        """The estimator's score (rows as it sees them)."""
+        return self.estimator.score(X, y)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_fit_X")
