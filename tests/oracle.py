@@ -61,3 +61,35 @@ def oracle_quantities(est, X, y, s, X_test, y_test, C=None, intercept_penalty=0.
     Hinv = np.linalg.pinv(H, rcond=1e-10, hermitian=True)
     infl = -Gt @ Hinv @ G.T
     return H, G, Gt, infl
+
+
+def per_sample_squared_loss(theta, X, Y, K, intercept):
+    """Unweighted per-sample least-squares loss ``sum_k (y_k - f_k)^2 / 2``."""
+    W, b = unpack(theta, K, X.shape[1], intercept)
+    F = anp.dot(X, W.T) + b
+    return 0.5 * anp.sum((Y - F) ** 2, axis=1)
+
+
+def squared_risk(theta, X, Y, s, K, C, intercept):
+    n, d = X.shape
+    W, _ = unpack(theta, K, d, intercept)
+    data = anp.sum(s * per_sample_squared_loss(theta, X, Y, K, intercept)) / n
+    return data if np.isinf(C) else data + anp.sum(W**2) / (2 * C * n)
+
+
+def squared_oracle(est, X, Y, s, X_test, Y_test, C):
+    """Oracle influence of a least-squares model on targets ``Y`` (n, K)."""
+    K = Y.shape[1]
+    theta = np.concatenate([np.ravel(est.coef_), np.atleast_1d(est.intercept_)]) \
+        if est.fit_intercept else np.ravel(est.coef_)
+    theta = theta.astype(float)
+    H = hessian(squared_risk)(theta, X, Y, s, K, C, est.fit_intercept)
+    G = jacobian(per_sample_squared_loss)(theta, X, Y, K, est.fit_intercept)
+    Gt = jacobian(per_sample_squared_loss)(theta, X_test, Y_test, K, est.fit_intercept)
+    return -Gt @ np.linalg.solve(H, G.T)
+
+
+def signed_targets(y, classes):
+    """RidgeClassifier's targets: +1 / -1, one column (two classes) or one per class."""
+    Y = np.where(np.asarray(y)[:, None] == np.asarray(classes)[None, :], 1.0, -1.0)
+    return Y[:, 1:] if len(classes) == 2 else Y

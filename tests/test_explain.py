@@ -1,11 +1,23 @@
 """explain() for fitted scikit-learn estimators, InfluenceRidge, and the audit CLI."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    LogisticRegressionCV,
+    Ridge,
+    RidgeClassifier,
+    RidgeClassifierCV,
+    RidgeCV,
+    SGDClassifier,
+    SGDRegressor,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -20,7 +32,7 @@ from skinfluence import (
     explain,
 )
 
-from .oracle import oracle_quantities
+from .oracle import oracle_quantities, signed_targets, squared_oracle
 
 NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
 
@@ -138,6 +150,99 @@ def test_explain_refuses_clearly(cancer):
         explain(Ridge(positive=True).fit(X, y.astype(float)), X, y.astype(float))
     with pytest.raises(ValueError, match="fitted on"):
         explain(LogisticRegression(**NEWTON).fit(X, y), X[:, :5], y)
+
+
+# ------------------------------------------- more linear models read by explain()
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return X[:250], y[:250], X[250:262], y[250:262]
+
+
+def test_explain_logistic_regression_cv_is_the_refit_at_the_chosen_C(wine):
+    X, y, Xt, yt = wine
+    cv = LogisticRegressionCV(Cs=[0.05, 0.5, 5.0], l1_ratios=(0.0,), scoring="neg_log_loss",
+                              use_legacy_attributes=False, **NEWTON).fit(X, y)
+    C = float(np.ravel(cv.C_)[0])
+    native = InfluenceLogisticRegression(C=C, **NEWTON).fit(X, y)
+    ex = explain(cv, X, y)
+    _same(ex.influence_on_loss(Xt[:4], yt[:4]), native.influence_on_loss(Xt[:4], yt[:4]))
+    _same(ex.self_influence(), native.self_influence())
+    # retraining keeps the chosen C fixed (no new cross-validation)
+    res = skinfluence.retrain_without(ex, Xt[:2], yt[:2], indices=[5], kinds=("remove",))
+    keep = np.arange(len(y)) != 5
+    refit = InfluenceLogisticRegression(C=C, **NEWTON).fit(X[keep], y[keep])
+    np.testing.assert_allclose(res.actual[:, 0], refit.loss_values(Xt[:2], yt[:2])
+                               - native.loss_values(Xt[:2], yt[:2]), rtol=1e-6, atol=1e-10)
+
+
+def test_explain_ridge_cv_equals_ridge_at_alpha_(diabetes):
+    X, y, Xt, yt = diabetes
+    cv = RidgeCV(alphas=[0.1, 1.0, 10.0, 100.0]).fit(X, y)
+    native = InfluenceRidge(alpha=cv.alpha_).fit(X, y)
+    ex = explain(cv, X, y)
+    _same(ex.influence_on_loss(Xt, yt), native.influence_on_loss(Xt, yt))
+    _same(ex.influence_on_params(kind="remove"), native.influence_on_params(kind="remove"))
+    with pytest.raises(InfluenceNotDefinedError, match="one alpha per target"):
+        Y = np.column_stack([y, -y])
+        explain(RidgeCV(alphas=[0.1, 10.0], alpha_per_target=True).fit(X, Y), X, Y)
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+@pytest.mark.parametrize("cls", [RidgeClassifier, RidgeClassifierCV])
+def test_explain_ridge_classifier_is_least_squares_on_signed_targets(request, data, cls):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    params = {"alpha": 3.0} if cls is RidgeClassifier else {"alphas": [0.3, 3.0, 30.0]}
+    clf = cls(class_weight="balanced", **params).fit(X, y)
+    ex = explain(clf, X, y)
+    alpha = clf.alpha if cls is RidgeClassifier else clf.alpha_
+    # class weights as scikit-learn's "balanced" computes them
+    counts = np.bincount(np.searchsorted(clf.classes_, y))
+    s = (len(y) / (len(counts) * counts))[np.searchsorted(clf.classes_, y)]
+    expected = squared_oracle(clf, X, signed_targets(y, clf.classes_), s, Xt[:4],
+                              signed_targets(yt[:4], clf.classes_), C=1.0 / alpha)
+    np.testing.assert_allclose(ex.influence_on_loss(Xt[:4], yt[:4]), expected, rtol=1e-8,
+                               atol=1e-10 * np.abs(expected).max())
+    np.testing.assert_array_equal(ex.predict(Xt), clf.predict(Xt))
+
+
+def test_explain_linear_regression_newton_is_exact_leave_one_out(diabetes):
+    X, y, Xt, yt = diabetes
+    ols = LinearRegression().fit(X, y)
+    ex = explain(ols, X, y)
+    expected = squared_oracle(ols, X, y[:, None], np.ones(len(y)), Xt, yt[:, None], C=np.inf)
+    np.testing.assert_allclose(ex.influence_on_loss(Xt, yt), expected, rtol=1e-8,
+                               atol=1e-10 * np.abs(expected).max())
+    newton = ex.influence_on_loss(Xt, yt, kind="newton")
+    base = 0.5 * (yt - ols.predict(Xt)) ** 2
+    for i in (0, 17, 200):
+        keep = np.arange(len(y)) != i
+        actual = 0.5 * (yt - LinearRegression().fit(X[keep], y[keep]).predict(Xt)) ** 2 - base
+        np.testing.assert_allclose(newton[:, i], actual, rtol=1e-7, atol=1e-8)
+
+
+def test_explain_sgd_regressor_matches_oracle(diabetes):
+    X, y, Xt, yt = diabetes
+    sgd = SGDRegressor(alpha=1e-2, max_iter=2000, tol=None, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StationarityWarning)  # SGD stops near, not at, the optimum
+        ex = explain(sgd, X, y)
+        infl = ex.influence_on_loss(Xt[:5], yt[:5])
+    # (1/n) sum l_i + alpha/2 ||w||^2 is the library's R with C = 1/(alpha n)
+    expected = squared_oracle(sgd, X, y[:, None], np.ones(len(y)), Xt[:5], yt[:5, None],
+                              C=1.0 / (sgd.alpha * len(y)))
+    np.testing.assert_allclose(infl, expected, rtol=1e-8, atol=1e-10 * np.abs(expected).max())
+    with pytest.raises(InfluenceNotDefinedError, match="squared_error"):
+        explain(SGDRegressor(loss="huber", max_iter=5, tol=None).fit(X, y), X, y)
+
+
+def test_explain_refuses_averaged_cv_coefficients(cancer):
+    X, y, _, _ = cancer
+    cv = LogisticRegressionCV(Cs=[0.1, 1.0], refit=False, l1_ratios=(0.0,),
+                              scoring="neg_log_loss", use_legacy_attributes=False).fit(X, y)
+    with pytest.raises(InfluenceNotDefinedError, match="refit=True"):
+        explain(cv, X, y)
 
 
 # ---------------------------------------------------------------------- CLI

@@ -1,0 +1,217 @@
+"""Every tool x every kind of fitted thing: the same answers, names and row labels.
+
+One model -- a ColumnTransformer (imputation, scaling, one-hot) followed by L2
+logistic regression -- reached five ways: the final skinfluence estimator on
+transformed rows, the fitted pipeline, a fitted GridSearchCV over it, explain()
+of that pipeline, and explain() of the same pipeline with scikit-learn's own
+LogisticRegression (same coefficients, read without refitting).
+"""
+
+import numpy as np
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import skinfluence as sk
+
+pd = pytest.importorskip("pandas")
+
+TIGHT = dict(solver="newton-cholesky", tol=1e-12, C=0.5)
+KINDS = ["estimator", "pipeline", "search", "explanation", "explained_sklearn"]
+
+
+def _table(n, seed):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "pclass": rng.choice(["1st", "2nd", "3rd"], n),
+        "sex": rng.choice(["female", "male"], n),
+        "age": np.where(rng.random(n) < 0.2, np.nan, rng.normal(30, 12, n)),
+        "fare": rng.gamma(2.0, 15.0, n),
+    }, index=pd.Index([f"p{seed}_{i}" for i in range(n)], name="passenger"))
+    logit = (1.5 * (df.sex == "female") - (df.pclass == "3rd") - 0.03 * (df.age.fillna(30) - 30)
+             + 0.01 * df.fare - 0.5)
+    y = pd.Series((rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int), index=df.index,
+                  name="survived")
+    return df, y
+
+
+def _preprocessing():
+    return ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+         ["age", "fare"]),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), ["pclass", "sex"]),
+    ])
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = _table(120, 0)
+    X_test, y_test = _table(30, 1)
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)).fit(X, y)
+    search = GridSearchCV(
+        make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)),
+        {"influencelogisticregression__C": [TIGHT["C"]]}, cv=2,
+    ).fit(X, y)
+    plain = make_pipeline(_preprocessing(), LogisticRegression(**TIGHT)).fit(X, y)
+    objects = {
+        "estimator": pipe[-1],
+        "pipeline": pipe,
+        "search": search,
+        "explanation": sk.explain(pipe),
+        "explained_sklearn": sk.explain(plain, X, y),
+    }
+    return objects, pipe[:-1], X, y, X_test, y_test
+
+
+def _rows(kind, pre, X):
+    """Test rows as each kind of fitted thing takes them: raw, except for the bare estimator."""
+    return pre.transform(X) if kind == "estimator" else X
+
+
+def _same(a, b, rtol=1e-8):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * max(np.abs(b).max(), 1e-12))
+
+
+def _answers(kind, obj, pre, X, y, X_test, y_test):
+    """Every tool's answer for one fitted thing, as plain numbers and labels."""
+    Xt = _rows(kind, pre, X_test)
+    wrong = np.flatnonzero(sk.explain(obj).predict(Xt) != y_test.to_numpy())[:3]
+    Xw, yw = (Xt[wrong] if kind == "estimator" else Xt.iloc[wrong]), y_test.iloc[wrong]
+    ex = sk.explain(obj)
+    out = {
+        "influence_on_loss": ex.influence_on_loss(Xt, y_test),
+        "newton": ex.influence_on_loss(Xt[:3], y_test[:3], kind="newton"),
+        "self_influence": ex.self_influence(),
+        "influence_on_params": ex.influence_on_params(kind="remove"),
+        "perturbation_influence": ex.perturbation_influence(Xw, yw),
+        "group_influence_on_loss": ex.group_influence_on_loss(
+            Xw, yw, [np.arange(10), (X.sex == "female").to_numpy()], kind="newton"),
+        "loss_values": ex.loss_values(Xt, y_test),
+        "stationarity": ex.stationarity().newton_step_norm < 1e-6,
+        "aggregate_influence": sk.aggregate_influence(obj, Xw, yw),
+        "responsible_features": sk.responsible_features(obj, Xw, yw, top=10).to_numpy(),
+        "most_influential": sk.most_influential(obj, k=5)[1],
+        "most_influential_labels": list(sk.most_influential(obj, k=5, as_frame=True).index),
+    }
+    table = sk.top_training_rows(obj, Xw, yw, k=3)
+    out["top_rows"] = table["change_if_removed"].to_numpy()
+    out["top_rows_labels"] = list(table.index)
+    res = sk.retrain_without(obj, Xw[:1] if kind == "estimator" else Xw.iloc[:1], yw.iloc[:1],
+                             top=3)
+    out["retrain_actual"] = res.actual
+    out["retrain_labels"] = list(res.to_frame()["train_row"])
+    audit = sk.label_audit(obj, X if kind != "estimator" else pre.transform(X), y,
+                           Xt, y_test, n_repeats=1, check_fractions=(0.1, 0.3),
+                           rankings=("self_influence",), random_state=0)
+    out["label_audit"] = audit[["flips_found", "test_accuracy"]].to_numpy()
+    attack = sk.training_set_attack(obj, Xw[:1] if kind == "estimator" else Xw.iloc[:1],
+                                    yw.iloc[:1], step=0.1, box=1.0, max_steps=3,
+                                    schedule=([0],))
+    out["attack"] = [h["target_loss"] for h in attack.history]
+    out["attack_labels"] = attack.labels
+    return out
+
+
+def test_every_tool_gives_the_same_answer_for_every_kind_of_fitted_thing(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    answers = {k: _answers(k, obj, pre, X, y, X_test, y_test) for k, obj in objects.items()}
+    reference = answers["pipeline"]
+    assert reference["stationarity"]
+    for kind in KINDS:
+        for tool, value in answers[kind].items():
+            if tool.endswith("labels"):
+                assert value == reference[tool], (kind, tool)
+            elif tool == "attack":
+                _same(value, reference[tool], rtol=1e-6)  # refits to the fit's tolerance
+            else:
+                _same(value, reference[tool], rtol=1e-6 if tool in (
+                    "retrain_actual", "label_audit") else 1e-8)
+    # the rows are labelled by the training DataFrame's index, everywhere
+    assert all(label in set(X.index) for label in reference["top_rows_labels"])
+    assert all(label in set(X.index) for label in reference["retrain_labels"])
+
+
+@pytest.mark.parametrize("kind", ["pipeline", "search", "explanation", "explained_sklearn"])
+def test_names_come_from_the_fitted_preprocessing(fitted, kind):
+    objects, pre, X, y, X_test, y_test = fitted
+    ex = sk.explain(objects[kind])
+    expected = ["age", "fare", "pclass_1st", "pclass_2nd", "pclass_3rd", "sex_female",
+                "sex_male"]
+    assert list(ex.feature_names_) == expected
+    assert list(ex.influence_on_params(as_frame=True).columns) == expected + ["intercept"]
+    feats = sk.responsible_features(objects[kind], X_test, y_test)
+    assert set(feats.index) == set(expected)
+    table = sk.top_training_rows(objects[kind], X_test.iloc[:2], y_test.iloc[:2], k=2)
+    # the model's inputs by name; or the raw rows, when explain() was given them
+    shown = list(X.columns) if kind == "explained_sklearn" else expected
+    assert list(table.columns[3:]) == shown
+
+
+def test_labelled_frames_match_the_arrays(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    ex = sk.explain(objects["search"])
+    frame = ex.influence_on_loss(X_test, y_test, kind="remove", as_frame=True)
+    assert list(frame.index) == list(X_test.index) and list(frame.columns) == list(X.index)
+    _same(frame.to_numpy(), ex.influence_on_loss(X_test, y_test, kind="remove"))
+    si = ex.self_influence(as_frame=True)
+    assert list(si.index) == list(X.index) and si.index.name == "passenger"
+    # label and position point at the same row: the table and the frame agree
+    table = sk.top_training_rows(objects["search"], k=3)
+    for label, value in table["self_influence"].items():
+        assert si[label] == value
+    groups = ex.group_influence_on_loss(X_test, y_test, {"female": (X.sex == "female")},
+                                        as_frame=True)
+    assert list(groups.columns) == ["female"]
+    # the bare estimator labels its rows too: the pipeline handed it y's index
+    direct = objects["estimator"].influence_on_loss(pre.transform(X_test), y_test, as_frame=True)
+    assert list(direct.columns) == list(X.index) and list(direct.index) == list(X_test.index)
+
+
+def test_raw_training_rows_are_shown_when_given(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    table = sk.top_training_rows(objects["search"], k=4, X_train=X)
+    assert list(table.columns[2:]) == list(X.columns)
+    pd.testing.assert_frame_equal(table[X.columns], X.loc[table.index])
+    shown = sk.top_training_rows(objects["explained_sklearn"], k=4)  # raw rows were given
+    pd.testing.assert_frame_equal(shown[X.columns], X.loc[shown.index])
+
+
+def test_randomized_search_and_nested_search_are_unwrapped(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    rand = RandomizedSearchCV(
+        make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)),
+        {"influencelogisticregression__C": [TIGHT["C"]]}, n_iter=1, cv=2, random_state=0,
+    ).fit(X, y)
+    inner = Pipeline([("pre", _preprocessing()), ("clf", GridSearchCV(
+        sk.InfluenceLogisticRegression(**TIGHT), {"C": [TIGHT["C"]]}, cv=2))]).fit(X, y)
+    ref = sk.explain(objects["pipeline"]).influence_on_loss(X_test, y_test)
+    for obj in (rand, inner):
+        _same(sk.explain(obj).influence_on_loss(X_test, y_test), ref)
+
+
+def test_clear_errors_for_things_that_cannot_be_explained(fitted):
+    from sklearn.exceptions import NotFittedError
+
+    objects, pre, X, y, X_test, y_test = fitted
+    no_refit = GridSearchCV(sk.InfluenceLogisticRegression(**TIGHT), {"C": [0.5, 1.0]}, cv=2,
+                            refit=False).fit(pre.transform(X), y)
+    with pytest.raises(ValueError, match="refit=True"):
+        sk.top_training_rows(no_refit, k=2)
+    plain = objects["explained_sklearn"].estimator
+    with pytest.raises(TypeError, match=r"explain\(model, X_train, y_train\)"):
+        sk.most_influential(plain, k=2)
+    with pytest.raises(NotFittedError):
+        sk.top_training_rows(
+            make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression()), k=2)
+    with pytest.raises(ValueError, match="rows"):
+        sk.explain(objects["pipeline"], X.iloc[:10], y.iloc[:10])
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="positive integer"):
+            sk.top_training_rows(objects["pipeline"], k=bad)
+        with pytest.raises(ValueError, match="positive integer"):
+            sk.most_influential(objects["pipeline"], k=bad)
