@@ -14,17 +14,40 @@ def main(argv=None):
     )
     demo.add_argument("--top", type=int, default=5, help="rows to show per table (default 5)")
     audit = sub.add_parser(
-        "audit", help="rank the rows of a CSV file by self-influence (suspicious rows first)"
+        "audit", help="rank the rows of a CSV file by self-influence (suspicious rows first)",
+        description=(
+            "Fit a default model to a CSV file (numeric columns: median-imputed and scaled; "
+            "other columns: one-hot encoded) and rank its rows by self-influence: the rows the "
+            "model bends towards most, likely label errors and outliers, come first. Columns "
+            "that identify rows (a saved pandas index, an id column, names or other nearly "
+            "all-distinct text) are left out of the features and named in a note; --drop, "
+            "--keep and --index-col override that. Problems with the input are reported in one "
+            "line, with exit code 2."
+        ),
+        epilog="example: python -m skinfluence audit data.csv --target label "
+               "--index-col name --output ranking.csv",
     )
-    audit.add_argument("csv", help="a CSV file with a header row")
-    audit.add_argument("--target", required=True, help="the column to predict")
+    audit.add_argument("csv", help="a CSV file with a header row (UTF-8, cp1252 or latin-1; "
+                                   ".gz, .bz2, .xz and .zip files are decompressed)")
+    audit.add_argument("--target", required=True, metavar="COL", help="the column to predict")
     audit.add_argument("--task", choices=["auto", "classification", "regression"],
                        default="auto",
-                       help="auto: regression for a numeric target with > 20 values")
+                       help="auto (default): regression for a numeric target with > 20 values")
     audit.add_argument("--model", choices=["logistic", "svm"], default="logistic",
-                       help="classifier to fit (regression always uses ridge)")
-    audit.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
-    audit.add_argument("--output", help="write the full ranking to this CSV file")
+                       help="classifier to fit (default logistic; regression always uses ridge)")
+    audit.add_argument("--top", type=int, default=10, metavar="N",
+                       help="rows to print (default 10)")
+    audit.add_argument("--output", metavar="FILE",
+                       help="also write the full ranking (every row) to this CSV file")
+    audit.add_argument("--index-col", metavar="COL",
+                       help="a column of row labels (e.g. names or ids) that identifies the rows "
+                            "in the ranking; it is not used as a feature")
+    audit.add_argument("--drop", nargs="+", action="extend", default=[], metavar="COL",
+                       help="columns to leave out of the features")
+    audit.add_argument("--keep", nargs="+", action="extend", default=[], metavar="COL",
+                       help="columns to use as features although they look like row identifiers")
+    audit.add_argument("--dropna", action="store_true",
+                       help="leave out the rows whose target is missing (default: refuse them)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         from ._demo import run

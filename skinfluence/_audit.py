@@ -4,17 +4,70 @@ Fits a default pipeline (numeric columns: median imputation and scaling;
 other columns: most-frequent imputation and one-hot encoding) with an
 influence-aware model, ranks the rows by self-influence -- the rows the model
 bends towards most: likely label errors and outliers -- and prints the most
-suspicious ones with their row numbers (1 = first data row after the header)
-and values.
+suspicious ones with their labels, row numbers (1 = first data row after the
+header) and values.
+
+Columns that identify rows instead of describing them (a saved pandas index,
+an ``id`` column, names or other nearly-all-distinct text) are left out of the
+features and named in one note line; ``--drop``, ``--keep`` and
+``--index-col`` override the detection. Every problem with the input is one
+:class:`AuditError` line: the command line prints it and exits with code 2.
 """
 
+import csv
+import difflib
+import io
+import os
+import re
+import shlex
 import sys
+import warnings
 
 import numpy as np
+
+from .explain import explain
+
+#: Larger magnitudes overflow float64 when squared (scaling, Hessians).
+TOO_LARGE = 1e150
+#: Encodings tried in turn; latin-1 decodes any byte string.
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+#: File signatures of formats that are not CSV text, with what to call them.
+SIGNATURES = {
+    b"\x89PNG": "it looks like a PNG image",
+    b"\xff\xd8\xff": "it looks like a JPEG image",
+    b"GIF8": "it looks like a GIF image",
+    b"%PDF-": "it looks like a PDF document",
+    b"PK\x03\x04": "it looks like a zip archive, e.g. an Excel .xlsx workbook: save it as CSV",
+    b"\xd0\xcf\x11\xe0": "it looks like an Office document, e.g. an Excel .xls workbook: "
+                          "save it as CSV",
+    b"\x1f\x8b": "it looks like gzip data: name the file .csv.gz to read it",
+    b"BZh": "it looks like bzip2 data: name the file .csv.bz2 to read it",
+    b"\xfd7zXZ\x00": "it looks like xz data: name the file .csv.xz to read it",
+    b"\x28\xb5\x2f\xfd": "it looks like zstd data",
+    b"PAR1": "it looks like a Parquet file",
+    b"ARROW1": "it looks like an Arrow/Feather file",
+    b"SQLite format 3\x00": "it looks like an SQLite database",
+    b"\x93NUMPY": "it looks like a NumPy .npy file",
+}
+#: Case-insensitive identifier names: ``id``, ``customer_id``, ``ID number``, ``uuid``...
+_ID_NAME = re.compile(r"(?i)(.*[\s_.\-])?(id|uuid|guid)([\s_.\-].*)?")
+#: camelCase identifier names: ``PassengerId``, ``userID``.
+_CAMEL_ID_NAME = re.compile(r".*[a-z0-9](Id|ID)")
+_UNNAMED = re.compile(r"Unnamed: (\d+)")
 
 
 class AuditError(Exception):
     """A problem with the input file, reported as one line."""
+
+
+def _count(n, noun):
+    """``"1 missing value"``, ``"3 missing values"``."""
+    return f"{int(n)} {noun}{'' if n == 1 else 's'}"
+
+
+def _one_line(text):
+    """``text`` with its line breaks replaced by spaces."""
+    return " ".join(str(text).splitlines()).strip()
 
 
 def _pipeline(X, task, model):
@@ -45,53 +98,491 @@ def _pipeline(X, task, model):
     return make_pipeline(pre, est)
 
 
-def audit(path, target, *, task="auto", model="logistic", top=10, output=None, out=print):
-    """Run the audit; returns the full ranking as a DataFrame."""
+# --------------------------------------------------------------- options
+def _check_top(top):
+    if top < 1:
+        raise AuditError(f"--top must be a positive number of rows, got {top}")
+
+
+def _check_output(output, path):
+    """Refuse an ``--output`` that cannot be written, before any work is done.
+
+    Opens the file for appending (which changes nothing in an existing file)
+    and removes it again if it did not exist before.
+    """
+    if os.path.isdir(output):
+        raise AuditError(f"--output {output} is a directory; give a file name")
+    folder = os.path.dirname(output) or "."
+    if not os.path.isdir(folder):
+        problem = (f"{folder} is not a directory" if os.path.exists(folder)
+                   else f"the directory {folder} does not exist")
+        raise AuditError(f"--output {output}: {problem}")
+    existed = os.path.exists(output)
+    if existed and os.path.exists(path) and os.path.samefile(output, path):
+        raise AuditError(f"--output {output} is the input file; writing the ranking "
+                         "there would overwrite the data")
     try:
-        import pandas as pd
-    except ImportError as exc:  # pragma: no cover - optional
-        raise AuditError("the audit reads CSV files with pandas: pip install pandas") from exc
+        with open(output, "a"):
+            pass
+    except OSError as exc:
+        raise AuditError(f"cannot write --output {output}: {exc.strerror}") from exc
+    if not existed:
+        os.remove(output)
+
+
+def _require(name, columns, what, path):
+    """Refuse a column ``name`` that is not in ``columns``, suggesting the closest."""
+    if name in columns:
+        return
+    names = [str(c) for c in columns]
+    msg = f"{what} {name!r} not in {path}"
+    close = difflib.get_close_matches(str(name), names, n=1)
+    if close:
+        msg += f" (did you mean {close[0]!r}?)"
+    shown = ", ".join(names[:25]) + (f", ... ({len(names) - 25} more)" if len(names) > 25 else "")
+    msg += f"; columns are: {shown}"
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        msg += " (a single column: the file may not be separated by commas)"
+    raise AuditError(msg)
+
+
+def _check_choices(df, path, target, drop, keep, index_col):
+    """Refuse column options that name unknown columns or contradict each other."""
+    _require(target, df.columns, "target column", path)
+    if index_col is not None:
+        _require(index_col, df.columns, "--index-col", path)
+    for name in drop:
+        _require(name, df.columns, "--drop column", path)
+    for name in keep:
+        _require(name, df.columns, "--keep column", path)
+    if index_col == target:
+        raise AuditError(f"--index-col and --target are both {target!r}; the row labels "
+                         "cannot be the target")
+    if target in drop:
+        raise AuditError(f"--drop names the target column {target!r}")
+    both = [name for name in drop if name in keep]
+    if both:
+        raise AuditError(f"{both[0]!r} is given to both --drop and --keep")
+
+
+# --------------------------------------------------------------- reading
+def _read_bytes(path):
+    """The file's bytes, decompressed when the name ends in .gz, .bz2, .xz or .zip."""
+    if os.path.isdir(path):
+        raise AuditError(f"{path} is a directory, not a CSV file")
     try:
-        df = pd.read_csv(path)
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError as exc:
         raise AuditError(f"no such file: {path}") from exc
+    except OSError as exc:
+        raise AuditError(f"cannot read {path}: {exc.strerror}") from exc
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".gz", ".bz2", ".xz", ".zip"):
+        return data
+    try:
+        return _decompress(data, ext, path)
+    except AuditError:
+        raise
+    except Exception as exc:  # zlib/lzma/zip errors have no common base class
+        raise AuditError(f"cannot decompress {path}: {_one_line(exc)}") from exc
+
+
+def _decompress(data, ext, path):
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    if ext == ".gz":
+        return gzip.decompress(data)
+    if ext == ".bz2":
+        return bz2.decompress(data)
+    if ext == ".xz":
+        return lzma.decompress(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = [n for n in archive.namelist()
+                 if not n.endswith("/") and not n.startswith("__MACOSX/")]
+        if len(names) != 1:
+            raise AuditError(f"{path} holds {len(names)} files; an audit reads a zip "
+                             "holding exactly one CSV file")
+        return archive.read(names[0])
+
+
+def _binary_kind(data):
+    """What a non-text byte string looks like, or None for text."""
+    for signature, kind in SIGNATURES.items():
+        if data.startswith(signature):
+            return kind
+    if b"\x00" in data:
+        return "it contains NUL bytes"
+    head = data[:8192]
+    control = sum(head.count(bytes([b])) for b in (*range(9), *range(14, 32), 127))
+    if head and control > 0.1 * len(head):
+        return "it is mostly control characters"
+    return None
+
+
+def _decode(data, path):
+    """``(text, encoding)``: UTF-8 (with or without BOM), then cp1252, then latin-1."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise AuditError(f"{path} starts like UTF-16 text but cannot be decoded") from exc
+    kind = _binary_kind(data)
+    if kind is not None:
+        raise AuditError(f"{path} is not a text CSV file ({kind})")
+    for encoding in ENCODINGS:
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def _check_ragged(text, path):
+    """Refuse rows whose number of fields differs from the header's.
+
+    pandas fills short rows with missing values and, when every data row has
+    one extra field, silently turns the first column into the index; both
+    usually mean a stray comma or an unquoted text field.
+    """
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = None
+    try:
+        for fields in rows:
+            if len(fields) <= 1 and not "".join(fields).strip():
+                continue  # blank line, skipped by pandas too
+            if header is None:
+                header, header_line = len(fields), rows.line_num
+                continue
+            if len(fields) != header:
+                raise AuditError(
+                    f"{path}: line {rows.line_num} has {len(fields)} fields but the header "
+                    f"(line {header_line}) has {header}; a stray comma or an unquoted text field?"
+                )
+    except csv.Error:
+        return  # leave the verdict to pandas' parser
+
+
+def _parse(text, path):
+    import pandas as pd
+
+    if not text.strip():
+        raise AuditError(f"{path} is empty")
+    _check_ragged(text, path)
+    try:
+        df = pd.read_csv(io.StringIO(text), low_memory=False)
     except pd.errors.EmptyDataError as exc:
         raise AuditError(f"{path} is empty") from exc
+    except Exception as exc:  # ParserError and whatever else pandas makes of a bad file
+        msg = re.sub(r"^Error tokenizing data\. (C error: )?", "", _one_line(exc))
+        if "EOF inside string" in msg:
+            msg += " (a quote that is never closed?)"
+        line = re.search(r"\bline (\d+)", msg)
+        where = f" at line {line[1]}" if line else ""
+        raise AuditError(f"cannot parse {path}{where}: {msg}") from exc
     if df.empty:
         raise AuditError(f"{path} has a header but no data rows")
-    if target not in df.columns:
-        raise AuditError(
-            f"target column {target!r} not in {path}; columns are: {', '.join(map(str, df.columns))}"
-        )
-    y = df[target]
-    if y.isna().any():
-        raise AuditError(f"target column {target!r} has {int(y.isna().sum())} missing values")
-    X = df.drop(columns=[target])
+    return df
+
+
+def _load(path):
+    """``(DataFrame, notes)`` for the CSV file at ``path``."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - optional
+        raise AuditError("the audit reads CSV files with pandas: pip install pandas") from exc
+    text, encoding = _decode(_read_bytes(path), path)
+    notes = []
+    if encoding not in ("utf-8-sig", "utf-16"):
+        notes.append(f"note: {path} is not UTF-8; read it as {encoding}")
+    return _parse(text, path), notes
+
+
+# --------------------------------------------------------------- identifier columns
+def _is_counter(col):
+    """Integers 0..n-1 or 1..n in order: a saved row index."""
+    import pandas as pd
+
+    if not pd.api.types.is_integer_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    values = col.to_numpy()
+    return bool(values[0] in (0, 1) and np.array_equal(values, values[0] + np.arange(len(col))))
+
+
+def _is_text(col):
+    """Strings that are nearly all distinct (>= 95%, at least 20 of them): names, free text."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    values = col.dropna()
+    return len(values) >= 20 and values.nunique() >= 0.95 * len(values)
+
+
+def _identifier_reason(name, col, position, leading_unnamed):
+    """``(kind, reason)`` when column ``name`` identifies rows rather than describing them.
+
+    ``kind`` is "index" (a saved pandas index: may label the rows), "id",
+    "text" or "empty"; returns None for an ordinary column.
+    """
+    unnamed = _UNNAMED.fullmatch(str(name))
+    if unnamed and col.isna().all():
+        return "empty", "empty and without a header"
+    if unnamed and int(unnamed[1]) == position < leading_unnamed:
+        return "index", "saved pandas index"
+    if _is_counter(col):
+        start = int(col.iloc[0])
+        return "index", f"numbers {start}..{start + len(col) - 1} in order: a saved index"
+    if str(name) in ("index", "level_0") and col.is_unique:
+        return "index", "saved pandas index"
+    if (_ID_NAME.fullmatch(str(name)) or _CAMEL_ID_NAME.fullmatch(str(name))) \
+            and col.notna().all() and col.is_unique:
+        return "id", "id, all values distinct"
+    if _is_text(col):
+        return "text", "nearly all distinct text: names or free text"
+    return None
+
+
+def _identifiers(df, skip):
+    """``{column: (kind, reason)}`` for the columns that identify rows, except ``skip``."""
+    leading_unnamed = 0
+    while leading_unnamed < df.shape[1] and _UNNAMED.fullmatch(str(df.columns[leading_unnamed])):
+        leading_unnamed += 1
+    found = {}
+    for position, (name, col) in enumerate(df.items()):
+        if name not in skip:
+            kind = _identifier_reason(name, col, position, leading_unnamed)
+            if kind:
+                found[name] = kind
+    return found
+
+
+# --------------------------------------------------------------- labels and features
+def _labels(df, found, index_col):
+    """``(labels, column name in the ranking, detected column used)`` for the rows.
+
+    The ``--index-col`` column, else the first detected saved index, else none.
+    """
+    if index_col is not None:
+        return df[index_col], index_col, None
+    saved = [name for name, (kind, _) in found.items() if kind == "index"]
+    if not saved:
+        return None, None, None
+    name = "index" if _UNNAMED.fullmatch(str(saved[0])) else saved[0]
+    return df[saved[0]], name, saved[0]
+
+
+def _drop_missing_target(df, path, target, dropna):
+    """``(df, rows dropped)``: refuses a missing target unless ``dropna``."""
+    missing = df[target].isna().to_numpy()
+    count = int(missing.sum())
+    if not count:
+        return df, 0
+    if not dropna:
+        raise AuditError(f"target column {target!r} has {_count(count, 'missing value')} "
+                         f"(first at row {np.argmax(missing) + 1}); leave those rows out "
+                         "with --dropna")
+    if missing.all():
+        raise AuditError(f"every row of {path} has a missing target {target!r}")
+    return df[~missing], count
+
+
+def _features(df, path, target, drop, keep, index_col, found):
+    """The feature columns: all but the target, ``drop``, detected identifiers and labels."""
+    leave_out = [*drop, *found]
+    if index_col is not None and index_col not in keep:
+        leave_out.append(index_col)
+    X = df.drop(columns=[c for c in df.columns if c == target or c in leave_out])
     if X.shape[1] == 0:
-        raise AuditError(f"{path} has no feature columns besides {target!r}")
-    numeric_target = pd.api.types.is_numeric_dtype(y)
+        left = ", ".join(dict.fromkeys(repr(c) for c in leave_out))
+        raise AuditError(f"{path} has no feature columns besides {target!r}"
+                         + (f" after leaving out {left}" if left else ""))
+    return X
+
+
+# --------------------------------------------------------------- checks
+def _check_finite(col, what, rows, advice):
+    """Refuse infinite values, and values whose square overflows float64."""
+    values = col.to_numpy(dtype=float)
+    bad = np.isinf(values)
+    if bad.any():
+        raise AuditError(f"{what} has {_count(bad.sum(), 'infinite value')} (first at row "
+                         f"{rows[np.argmax(bad)]}: {values[bad][0]}); {advice}")
+    big = np.abs(np.nan_to_num(values)) > TOO_LARGE
+    if big.any():
+        raise AuditError(f"{what} has values too large (abs > 1e150, first at row "
+                         f"{rows[np.argmax(big)]}: {values[big][0]:g}); {advice}")
+
+
+def _check_values(X, y, target, rows):
+    """Refuse empty or non-finite feature columns and a non-finite target."""
+    import pandas as pd
+
+    for name, col in X.items():
+        drop = f"--drop {shlex.quote(str(name))}"
+        if col.isna().all():
+            raise AuditError(f"feature column {name!r} is empty (every value is missing); "
+                             f"leave it out with {drop}")
+        if pd.api.types.is_float_dtype(col):
+            _check_finite(col, f"feature column {name!r}", rows,
+                          f"fix or rescale the column, or leave it out with {drop}")
+    if pd.api.types.is_float_dtype(y):
+        _check_finite(y, f"target column {target!r}", rows, "fix or rescale the target")
+
+
+def _resolve_task(y, target, task):
+    """The task to run (``task`` may be "auto"), refusing targets that do not fit it."""
+    import pandas as pd
+
+    numeric = pd.api.types.is_numeric_dtype(y)
+    k = y.nunique()
     if task == "auto":
-        task = "regression" if numeric_target and y.nunique() > 20 else "classification"
-    if task == "regression" and not numeric_target:
+        task = "regression" if numeric and k > 20 else "classification"
+    if task == "regression" and not numeric:
         raise AuditError(f"target column {target!r} is not numeric, so it cannot be regressed "
                          "on; use --task classification")
-    if task == "classification" and y.nunique() < 2:
-        raise AuditError(f"target column {target!r} has a single class ({y.iloc[0]!r}); "
-                         "an audit needs at least two")
-    pipe = _pipeline(X, task, model).fit(X, y)
-    si = pipe[-1].self_influence()
+    if task == "classification":
+        if k < 2:
+            raise AuditError(f"target column {target!r} has a single class "
+                             f"({getattr(y.iloc[0], 'item', lambda: y.iloc[0])()!r}); "
+                             "an audit needs at least two")
+        if pd.api.types.is_float_dtype(y) and k > 20 and (y % 1 != 0).any():
+            raise AuditError(f"target column {target!r} looks continuous ({k} distinct values, "
+                             "not all whole numbers); use --task regression")
+        if k > 20 and k > len(y) / 2:
+            raise AuditError(f"target column {target!r} has {k} distinct values in {len(y)} "
+                             "rows: too many classes to audit (is it an identifier?)")
+    return task
+
+
+# --------------------------------------------------------------- fit and rank
+def _fit(X, y, task, model):
+    """``(self_influence, predicted, warning lines)``; fit errors become an AuditError."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pipe = _pipeline(X, task, model).fit(X, y)
+            si = np.asarray(explain(pipe).self_influence())
+            predicted = pipe.predict(X)
+        except Exception as exc:
+            raise AuditError(f"the model could not be fitted: {type(exc).__name__}: "
+                             f"{_one_line(exc)}") from exc
+    if not np.isfinite(si).all():
+        raise AuditError("the self-influence is not finite (the fit failed numerically); "
+                         "check the data for extreme values")
+    lines = dict.fromkeys(f"warning: {w.category.__name__}: {_one_line(w.message)}"
+                          for w in caught)
+    return si, predicted, list(lines)
+
+
+def _fresh(name, taken):
+    """``name``, with underscores appended until it is not in ``taken`` (which is updated)."""
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _ranking(X, y, target, rows, labels, label_name, si, predicted):
+    """Rows sorted by self-influence ascending (most negative, most suspicious, first)."""
     order = np.argsort(si, kind="stable")
-    ranking = X.iloc[order].copy()
-    ranking.insert(0, "predicted", pipe.predict(X.iloc[order]))
-    ranking.insert(0, target, y.iloc[order].to_numpy())
-    ranking.insert(0, "self_influence", si[order])
-    ranking.insert(0, "row", order + 1)
+    ranking = X.iloc[order].reset_index(drop=True)
+    taken = {*map(str, X.columns), str(target)}
+    front = {}
+    if labels is not None:
+        front[_fresh(str(label_name), taken)] = labels.to_numpy()[order]
+    front[_fresh("row", taken)] = rows[order]
+    front[_fresh("self_influence", taken)] = si[order]
+    front[target] = y.to_numpy()[order]
+    front[_fresh("predicted", taken)] = np.asarray(predicted)[order]
+    for i, (name, values) in enumerate(front.items()):
+        ranking.insert(i, name, values)
+    return ranking
+
+
+def _describe(found, label_from):
+    """One note line naming the left-out identifier columns."""
+    parts = []
+    for name, (_, reason) in found.items():
+        if name == label_from:
+            reason += ", used as the row label"
+        parts.append(f"{name!r} ({reason})")
+    return ("note: left out of the features: " + ", ".join(parts)
+            + "; use --keep COL to use one as a feature")
+
+
+def audit(path, target, *, task="auto", model="logistic", top=10, output=None, drop=(),
+          keep=(), index_col=None, dropna=False, out=print):
+    """Run the audit; returns the full ranking as a DataFrame.
+
+    Parameters
+    ----------
+    path : str
+        A CSV file with a header row (UTF-8, cp1252 or latin-1; ``.gz``,
+        ``.bz2``, ``.xz`` and single-file ``.zip`` are decompressed).
+    target : str
+        The column to predict.
+    task : {"auto", "classification", "regression"}
+    model : {"logistic", "svm"}
+        The classifier (regression always uses ridge).
+    top : int
+        Rows to print.
+    output : str, optional
+        Write the full ranking to this CSV file (checked before any work).
+    drop, keep : sequences of str
+        Columns to leave out of the features; columns to keep as features
+        although they look like row identifiers.
+    index_col : str, optional
+        A column of row labels: shown in the ranking, not used as a feature.
+    dropna : bool
+        Leave out rows with a missing target (otherwise they are refused).
+    out : callable
+        Prints one line.
+
+    Raises
+    ------
+    AuditError
+        For any problem with the options or the input, as one line.
+    """
+    drop, keep = list(drop), list(keep)
+    _check_top(top)
     if output:
-        ranking.to_csv(output, index=False)
+        _check_output(output, path)
+    df, notes = _load(path)
+    _check_choices(df, path, target, drop, keep, index_col)
+
+    found = _identifiers(df, skip={target, index_col, *drop, *keep})
+    labels, label_name, label_from = _labels(df, found, index_col)
+    if found:
+        notes.append(_describe(found, label_from))
+    df, dropped = _drop_missing_target(df, path, target, dropna)
+    if dropped:
+        notes.append(f"note: --dropna left out {_count(dropped, 'row')} with a missing "
+                     f"{target!r}")
+    y = df[target]
+    labels = None if labels is None else labels.loc[df.index]
+    rows = df.index.to_numpy() + 1  # 1 = first data row of the file
+    X = _features(df, path, target, drop, keep, index_col, found)
+    _check_values(X, y, target, rows)
+    task = _resolve_task(y, target, task)
+
+    si, predicted, warned = _fit(X, y, task, model)
+    ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted)
+    if output:
+        try:
+            ranking.to_csv(output, index=False)
+        except OSError as exc:
+            raise AuditError(f"cannot write --output {output}: {exc.strerror}") from exc
     kind = "regression (ridge)" if task == "regression" else f"classification ({model})"
-    out(f"{path}: {len(df)} rows, {X.shape[1]} feature columns, target {target!r}, {kind}")
-    out(f"The {min(top, len(df))} rows with the largest self-influence (most suspicious first):")
-    out(ranking.head(top).to_string(index=False, max_cols=10))
+    out(f"{path}: {len(X)} rows, {X.shape[1]} feature columns, target {target!r}, {kind}")
+    for line in notes + warned:
+        out(line)
+    out(f"The {_count(min(top, len(X)), 'row')} with the largest self-influence "
+        "(most suspicious first):")
+    out(ranking.head(top).to_string(index=False, max_cols=10, max_colwidth=30))
     if output:
         out(f"full ranking written to {output}")
     return ranking
@@ -100,8 +591,9 @@ def audit(path, target, *, task="auto", model="logistic", top=10, output=None, o
 def main(args):
     try:
         audit(args.csv, args.target, task=args.task, model=args.model, top=args.top,
-              output=args.output)
+              output=args.output, drop=args.drop, keep=args.keep, index_col=args.index_col,
+              dropna=args.dropna)
     except AuditError as exc:
-        print(f"skinfluence audit: error: {exc}", file=sys.stderr)
+        print(f"skinfluence audit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0

@@ -1,10 +1,9 @@
-"""explain() for fitted scikit-learn estimators, InfluenceRidge, and the audit CLI."""
+"""explain() for fitted scikit-learn estimators and InfluenceRidge (the CLI: test_audit_cli.py)."""
 
 import warnings
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 from sklearn.datasets import load_diabetes
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import (
@@ -243,59 +242,3 @@ def test_explain_refuses_averaged_cv_coefficients(cancer):
                               scoring="neg_log_loss", use_legacy_attributes=False).fit(X, y)
     with pytest.raises(InfluenceNotDefinedError, match="refit=True"):
         explain(cv, X, y)
-
-
-# ---------------------------------------------------------------------- CLI
-@pytest.fixture
-def csv_file(tmp_path):
-    pd = pytest.importorskip("pandas")
-    from sklearn.datasets import load_breast_cancer
-
-    df = load_breast_cancer(as_frame=True).frame.iloc[:200].copy()
-    df["site"] = np.where(np.arange(200) % 3 == 0, "B", "A")
-    df.loc[10, "target"] = 1 - df.loc[10, "target"]  # one wrong label
-    path = tmp_path / "data.csv"
-    df.to_csv(path, index=False)
-    return path, pd
-
-
-def test_audit_cli_ranks_the_flipped_row(csv_file, tmp_path, capsys):
-    from skinfluence.__main__ import main
-
-    path, pd = csv_file
-    out = tmp_path / "ranking.csv"
-    assert main(["audit", str(path), "--target", "target", "--top", "5",
-                 "--output", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "most suspicious first" in text
-    ranking = pd.read_csv(out)
-    assert len(ranking) == 200 and ranking["self_influence"].is_monotonic_increasing
-    assert 11 in ranking["row"].head(5).to_list()  # row numbers start at 1
-
-
-@pytest.mark.parametrize(
-    "content, args, message",
-    [
-        ("", ["--target", "y"], "empty"),
-        ("a,b\n", ["--target", "b"], "no data rows"),
-        ("a,b\n1,2\n3,4\n", ["--target", "c"], "not in"),
-        ("a,b\n1,x\n3,y\n", ["--target", "b", "--task", "regression"], "not numeric"),
-        ("a,b\n1,0\n3,0\n", ["--target", "b"], "single class"),
-    ],
-)
-def test_audit_cli_bad_files(tmp_path, capsys, content, args, message):
-    pytest.importorskip("pandas")
-    from skinfluence.__main__ import main
-
-    path = tmp_path / "bad.csv"
-    path.write_text(content)
-    assert main(["audit", str(path), *args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
-
-
-def test_audit_entry_point_is_installed():
-    from importlib.metadata import entry_points
-
-    eps = entry_points(group="console_scripts")
-    assert any(ep.name == "skinfluence" and ep.value == "skinfluence.__main__:main" for ep in eps)
