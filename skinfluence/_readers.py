@@ -49,26 +49,27 @@ SUPPORTED = (
 class Reading:
     """The objective of a fitted estimator, as the influence machinery needs it.
 
-    ``C`` may depend on the number of training rows (SGD's ``alpha``), hence a
-    function of ``n``. ``refit`` is an unfitted estimator minimising the same
-    objective, used by the retraining tools.
+    ``C`` is divided by the number of training rows when ``C_per_row`` (SGD's
+    ``(1/n) sum l_i + alpha/2 ||w||^2`` has ``C = 1 / (alpha n)``). ``refit`` is
+    an unfitted estimator minimising the same objective, used by the retraining
+    tools.
     """
 
     loss: object
-    C: object  # callable n -> float
+    C: float
     classifier: bool
     class_weight: object = None
     intercept_penalty: float = 0.0
     refit: object = None
+    C_per_row: bool = False
+
+    def C_for(self, n):
+        return self.C / n if self.C_per_row else self.C
 
 
 def _fitted_intercept(est):
     return np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) if est.fit_intercept \
         else None
-
-
-def _constant(C):
-    return lambda n: C
 
 
 def _logistic(est, classes=None):
@@ -78,7 +79,7 @@ def _logistic(est, classes=None):
     intercept_penalty = 0.0
     if est.solver == "liblinear" and est.fit_intercept:
         intercept_penalty = 1.0 / float(est.intercept_scaling) ** 2
-    return Reading(proxy._loss(), _constant(proxy._effective_C()), True, est.class_weight,
+    return Reading(proxy._loss(), proxy._effective_C(), True, est.class_weight,
                    intercept_penalty, clone(est))
 
 
@@ -117,7 +118,8 @@ def _sgd_classifier(est):
         )
     _check_sgd(est)
     # (1/n) sum s_i l_i + alpha/2 ||w||^2: C = 1 / (alpha n)
-    return Reading(OneVsRestLogLoss(), _sgd_C(est), True, est.class_weight, 0.0, clone(est))
+    return Reading(OneVsRestLogLoss(), _sgd_C(est), True, est.class_weight, 0.0, clone(est),
+                   C_per_row=True)
 
 
 def _sgd_regressor(est):
@@ -127,7 +129,7 @@ def _sgd_regressor(est):
             "loss='squared_error' (or skinfluence.InfluenceRidge) to compute influence."
         )
     _check_sgd(est)
-    return Reading(SquaredLoss(), _sgd_C(est), False, None, 0.0, clone(est))
+    return Reading(SquaredLoss(), _sgd_C(est), False, None, 0.0, clone(est), C_per_row=True)
 
 
 def _check_sgd(est):
@@ -146,7 +148,7 @@ def _check_sgd(est):
 
 def _sgd_C(est):
     alpha = float(est.alpha) if est.penalty == "l2" else 0.0
-    return lambda n: np.inf if alpha == 0 else 1.0 / (alpha * n)
+    return np.inf if alpha == 0 else 1.0 / alpha
 
 
 def _alpha(est, alpha):
@@ -164,7 +166,7 @@ def _alpha(est, alpha):
     alpha = float(alpha.ravel()[0])
     # sum_i s_i (y_i - f_i)^2 + alpha ||W||^2 is 2 alpha (C sum s_i l_i + 1/2 ||W||^2)
     # with l = (y - f)^2 / 2 and C = 1 / alpha
-    return _constant(np.inf if alpha == 0 else 1.0 / alpha), alpha
+    return (np.inf if alpha == 0 else 1.0 / alpha), alpha
 
 
 def _ridge(est):
@@ -299,7 +301,7 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
             features=IdentityFeatures(),
             coef=np.atleast_2d(np.asarray(est.coef_, dtype=np.float64)),
             intercept=_fitted_intercept(est),
-            C=reading.C(self._fit_X.shape[0]),
+            C=reading.C_for(self._fit_X.shape[0]),
             intercept_penalty=reading.intercept_penalty,
         )
 

@@ -215,3 +215,19 @@ def test_clear_errors_for_things_that_cannot_be_explained(fitted):
             sk.top_training_rows(objects["pipeline"], k=bad)
         with pytest.raises(ValueError, match="positive integer"):
             sk.most_influential(objects["pipeline"], k=bad)
+
+
+def test_explanations_pickle_and_leave_inputs_unchanged(fitted):
+    import pickle
+
+    objects, pre, X, y, X_test, y_test = fitted
+    X_before, Xt_before, y_before = X.copy(), X_test.copy(), y_test.copy()
+    for kind in ("search", "explained_sklearn"):
+        ex = sk.explain(objects[kind])
+        restored = pickle.loads(pickle.dumps(ex))
+        np.testing.assert_array_equal(restored.influence_on_loss(X_test, y_test),
+                                      ex.influence_on_loss(X_test, y_test))
+        sk.top_training_rows(ex, X_test.iloc[:3], y_test.iloc[:3], k=2)
+    pd.testing.assert_frame_equal(X, X_before)
+    pd.testing.assert_frame_equal(X_test, Xt_before)
+    pd.testing.assert_series_equal(y_test, y_before)
