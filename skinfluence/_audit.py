@@ -367,12 +367,25 @@ def _labels(df, found, index_col):
     The ``--index-col`` column, else the first detected saved index, else none.
     """
     if index_col is not None:
-        return df[index_col], index_col, None
+        labels = df[index_col]
+        if not labels.is_unique or labels.isna().any():
+            repeated = int(labels.duplicated().sum() + labels.isna().sum())
+            raise AuditError(f"--index-col {index_col!r} does not identify the rows: "
+                             f"{_count(repeated, 'value')} repeated or missing; pick a column "
+                             "with one distinct value per row")
+        return labels, index_col, None
     saved = [name for name, (kind, _) in found.items() if kind == "index"]
+    if not saved:  # else an identifier column (e.g. a named index saved by to_csv)
+        saved = [name for name, (kind, _) in found.items()
+                 if kind in ("id", "text") and df[name].is_unique and df[name].notna().all()]
     if not saved:
         return None, None, None
     name = "index" if _UNNAMED.fullmatch(str(saved[0])) else saved[0]
     return df[saved[0]], name, saved[0]
+
+
+def _is_float(col):
+    return col.dtype.kind == "f"
 
 
 def _drop_missing_target(df, path, target, dropna):
@@ -387,7 +400,11 @@ def _drop_missing_target(df, path, target, dropna):
                          "with --dropna")
     if missing.all():
         raise AuditError(f"every row of {path} has a missing target {target!r}")
-    return df[~missing], count
+    df = df[~missing].copy()
+    y = df[target]
+    if _is_float(y) and np.all(np.mod(y.to_numpy(), 1) == 0):
+        df[target] = y.astype(np.int64)  # the missing values had made whole labels floats
+    return df, count
 
 
 def _features(df, path, target, drop, keep, index_col, found):

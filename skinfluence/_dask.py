@@ -213,7 +213,7 @@ def top_k(values, k=100, *, largest=True):
     return idx[order], vals[order]
 
 
-def most_influential(fitted, X_test=None, y_test=None, *, k=100, which="self_influence",
+def most_influential(fitted, X_test=None, y_test=None, *, k=100, which=None,
                      as_frame=False):
     """The ``k`` most self-influential, harmful or helpful training rows.
 
@@ -228,7 +228,8 @@ def most_influential(fitted, X_test=None, y_test=None, *, k=100, which="self_inf
     fitted : fitted skinfluence estimator, Pipeline, search or Explanation
     X_test, y_test : raw test rows and labels, for ``"harmful"`` / ``"helpful"``
     k : int, default=100
-    which : {"self_influence", "harmful", "helpful"}
+    which : {"self_influence", "harmful", "helpful"} or None, default=None
+        ``None``: ``"harmful"`` when test rows are given, else ``"self_influence"``.
     as_frame : bool, default=False
         Return a pandas Series of the values, indexed by the rows' labels (the
         training DataFrame's index, or ``y``'s; else positions), best first.
@@ -244,11 +245,16 @@ def most_influential(fitted, X_test=None, y_test=None, *, k=100, which="self_inf
 
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer; got {k!r}.")
+    if which is None:
+        which = "self_influence" if X_test is None and y_test is None else "harmful"
     if which not in ("self_influence", "harmful", "helpful"):
         raise ValueError(f"which must be 'self_influence', 'harmful' or 'helpful'; got {which!r}.")
     ex = as_explanation(fitted)
     k = min(int(k), ex.n_train_)
     if which == "self_influence":
+        if X_test is not None or y_test is not None:
+            raise ValueError("which='self_influence' ranks the training rows by themselves; "
+                             "drop X_test and y_test, or ask for which='harmful' / 'helpful'.")
         idx, vals = top_k(ex.self_influence(), k, largest=False)
     else:
         if X_test is None or y_test is None:

@@ -8,7 +8,10 @@ training DataFrame (or of ``y`` when it is a Series), else the positions.
 
 import numpy as np
 
-__all__ = ["row_labels", "label_vector", "label_matrix", "param_names", "short_feature_names"]
+__all__ = [
+    "index_of", "row_labels", "label_vector", "label_matrix", "param_names",
+    "short_feature_names", "check_test_rows", "positions_of",
+]
 
 
 def _pandas():
@@ -87,3 +90,74 @@ def short_feature_names(names):
             break
         names = shorter
     return np.asarray(names, dtype=object)
+
+
+def check_test_rows(X, y=None):
+    """Refuse test rows that would be matched silently by position when they are labelled.
+
+    A single row given as a pandas Series (``X.loc[label]``) is refused with
+    the one-row DataFrame to pass instead; a ``y`` Series whose index holds the
+    same labels as ``X``'s in another order is refused (rows are matched by
+    position, as in scikit-learn, so it would pair rows with other rows' labels).
+    """
+    if type(X).__name__ == "Series" and hasattr(X, "to_frame"):
+        raise ValueError(
+            "X is a pandas Series (one row as X.loc[label]?); pass a one-row DataFrame "
+            "instead, e.g. X.loc[[label]]."
+        )
+    x_index, y_index = index_of(X), index_of(y) if y is not None else None
+    if x_index is None or y_index is None or len(x_index) != len(y_index):
+        return
+    if not x_index.equals(y_index) and x_index.sort_values().equals(y_index.sort_values()):
+        raise ValueError(
+            "y's index holds the same labels as X's in another order; rows are matched by "
+            "position, so align them first, e.g. y.loc[X.index]."
+        )
+
+
+def positions_of(rows, index, n, what="rows"):
+    """Positions (fit order) of training rows given as positions, labels or a boolean mask.
+
+    ``rows`` may be integer positions ``0 .. n-1``; a boolean mask of length
+    ``n`` (a pandas Series is aligned on its index with the training labels);
+    or, when the training rows carry labels (``index``), those labels.
+    """
+    if hasattr(rows, "index") and hasattr(rows, "dtype") and not callable(rows.index) \
+            and rows.dtype == bool:
+        if index is not None:
+            if not rows.index.equals(index):
+                if len(rows) != len(index) or not rows.index.sort_values().equals(
+                        index.sort_values()):
+                    raise ValueError(
+                        f"The boolean mask of {what} is indexed by other labels than the "
+                        "training rows; build it from the training DataFrame (or pass "
+                        "a numpy mask in fit order)."
+                    )
+                rows = rows.reindex(index)
+        rows = rows.to_numpy()
+    g = np.asarray(rows)
+    if g.dtype == bool:
+        if g.ndim != 1 or len(g) != n:
+            raise ValueError(f"A boolean mask of {what} must have one entry per training row "
+                             f"({n}); got shape {g.shape}.")
+        return np.flatnonzero(g)
+    g = g.ravel()
+    if g.size and g.dtype.kind not in "iu":
+        if index is None:
+            raise ValueError(
+                f"{what.capitalize()} are integer positions (0 .. {n - 1}) or boolean masks "
+                f"(the training rows carry no labels); got values of dtype {g.dtype}."
+            )
+        pos = index.get_indexer(g) if index.is_unique else np.full(len(g), -2)
+        if np.any(pos < 0):
+            missing = [v for v, p in zip(g, pos) if p < 0][:3]
+            raise ValueError(
+                f"{what.capitalize()} {missing} are not labels of training rows (labels "
+                "must be unique); pass labels from the training index, positions or a mask."
+            )
+        return pos.astype(np.intp)
+    g = g.astype(np.intp)
+    if g.size and (g.min() < 0 or g.max() >= n):
+        raise ValueError(f"Positions of {what} must lie in 0 .. {n - 1}; got "
+                         f"{g.min()} .. {g.max()}.")
+    return g

@@ -45,7 +45,14 @@ from .curvature import (
     sample_gradients,
 )
 from .exceptions import StationarityWarning
-from ._frames import index_of, label_matrix, label_vector, param_names
+from ._frames import (
+    check_test_rows,
+    index_of,
+    label_matrix,
+    label_vector,
+    param_names,
+    positions_of,
+)
 from ._dask import is_dask
 from .features import IdentityFeatures
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
@@ -136,23 +143,12 @@ def null_directions(model, pen, K, D):
     return np.array(cols).T if cols else None
 
 
-def _group_positions(group, n):
-    """Positions of a group of training rows given as positions or a boolean mask."""
-    g = np.asarray(group)
-    if g.dtype == bool:
-        if g.ndim != 1 or len(g) != n:
-            raise ValueError(f"A boolean group mask must have one entry per training row "
-                             f"({n}); got shape {g.shape}.")
-        g = np.flatnonzero(g)
-    elif g.size and g.dtype.kind not in "iu":
-        raise ValueError(f"Groups are integer positions (0 .. {n - 1}) or boolean masks; got "
-                         f"values of dtype {g.dtype}.")
-    g = g.ravel().astype(np.intp)
+def _group_positions(group, n, index=None):
+    """Positions of a non-empty group of training rows (positions, labels or a mask)."""
+    g = positions_of(group, index, n, "group rows")
     if g.size == 0:
         raise ValueError("A group of training rows is empty; every group needs at least one row.")
-    if g.min() < -n or g.max() >= n:
-        raise ValueError(f"Group positions must lie in 0 .. {n - 1}; got {g.min()} .. {g.max()}.")
-    return np.unique(np.where(g < 0, g + n, g))
+    return np.unique(g)
 
 
 def _output_blocks(Phi_t, K):
@@ -307,6 +303,10 @@ class InfluenceMixin:
             refit.intercept_ = np.array(self.intercept_, dtype=float, copy=True)
         return refit.fit(X, y, sample_weight=sample_weight)
 
+    def _stationarity_advice(self):
+        """What to do when the fit is not stationary (one sentence or two)."""
+        return "Refit with a smaller `tol` (e.g. tol=1e-10) and a larger `max_iter`."
+
     def _influence_targets(self, y):
         """Encode targets with the fitted ``classes_``; unseen labels raise."""
         y = column_or_1d(y, warn=True)
@@ -379,8 +379,7 @@ class InfluenceMixin:
                     f"influence: their distance to the optimum (Newton step "
                     f"{rep.newton_step_norm:.2e}) is {rep.ratio:.2g} times the typical "
                     f"parameter change from removing one training point "
-                    f"({rep.removal_step_norm:.2e}). Refit with a smaller `tol` (e.g. "
-                    f"tol=1e-10) and a larger `max_iter`, or solver='newton-cholesky'.",
+                    f"({rep.removal_step_norm:.2e}). {self._stationarity_advice()}",
                     StationarityWarning,
                     stacklevel=3,
                 )
@@ -388,6 +387,7 @@ class InfluenceMixin:
         return cache[key]
 
     def _validate_test(self, X, y):
+        check_test_rows(X, y)
         X = validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=np.float64
         )
@@ -698,10 +698,13 @@ class InfluenceMixin:
         -------
         ndarray of shape (n_samples,)
         """
-        state = self._state()
+        # needs no Hessian: retraining checks call it on every refit
+        check_is_fitted(self)
+        self._check_influence_supported()
+        model = self._influence_model()
         X, Y = self._validate_test(X, y)
-        F = self._outputs(state.model, state.model.features.transform(X), state.identity)
-        return np.asarray(state.model.loss.value(Y, F))
+        F = self._outputs(model, model.features.transform(X), IdentityFeatures())
+        return np.asarray(model.loss.value(Y, F))
 
     def perturbation_influence(self, X_test, y_test):
         """Influence of perturbing each training input on each test loss.
@@ -797,8 +800,10 @@ class InfluenceMixin:
         Parameters
         ----------
         X_test, y_test : test rows and labels
-        groups : sequence or dict of index arrays (or boolean masks) into the training rows
-            Positions in fit order, or boolean masks of length ``n_train``. A
+        groups : sequence or dict of row selections
+            Each group is integer positions (fit order), a boolean mask of length
+            ``n_train`` (a pandas Series is aligned on the training labels), or
+            -- when the training rows carry labels -- a list of those labels. A
             dict names the groups (its keys become the columns with ``as_frame``).
         kind : {"remove", "newton"}, default="remove"
             ``"remove"``: the first-order sum over the group of
@@ -826,7 +831,7 @@ class InfluenceMixin:
         state = self._in_memory(self._state(), "group_influence_on_loss")
         if len(groups) == 0:
             raise ValueError("groups is empty; pass at least one group of training rows.")
-        groups = [_group_positions(g, state.n) for g in groups]
+        groups = [_group_positions(g, state.n, self._fit_index) for g in groups]
         if kind == "remove":
             full = self.influence_on_loss(X_test, y_test, kind="remove")
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])

@@ -322,6 +322,12 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         return FittedObjective(refit, influence_solver=self.influence_solver,
                                damping=self.damping).fit(X, y, sample_weight)
 
+    def _stationarity_advice(self):
+        name = type(self.estimator).__name__
+        return (f"Either the {name} stopped before its optimum (refit it with a smaller `tol` "
+                "and more iterations; SGD rarely reaches it), or the X_train, y_train and "
+                "sample_weight given to explain() are not the data it was fitted on.")
+
     def predict(self, X):
         """The estimator's predictions (rows as it sees them)."""
         return self.estimator.predict(X)

@@ -106,6 +106,9 @@ def top_training_rows(fitted, X_test=None, y_test=None, *, k=5, X_train=None):
     pandas.DataFrame
     """
     k = _check_k(k)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("Pass both X_test and y_test (influence on their loss), or neither "
+                         "(the self-influence ranking).")
     ex = as_explanation(fitted)
     label = ex.y_train_
     if X_test is None:

@@ -35,14 +35,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._dask import is_dask
 from ._frames import (
+    check_test_rows,
     index_of,
+    positions_of,
     label_matrix,
     label_vector,
     row_labels,
     short_feature_names,
 )
 from ._mixin import InfluenceMixin
-from ._readers import SUPPORTED, FittedObjective
+from ._readers import SUPPORTED, FittedObjective, read_objective
 
 __all__ = ["explain", "as_explanation", "Explanation", "SUPPORTED"]
 
@@ -76,6 +78,46 @@ def _preprocessor(pre):
 
 def _n_rows(X):
     return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _check_kept_rows(model, preprocessor, X=None, y=None):
+    """Refuse training rows / labels that are not the ones ``model`` was fitted on.
+
+    A skinfluence estimator keeps its rows: rows passed for display or labels
+    must be those rows, in fit order (through the preprocessing), or every
+    table would pair one row's numbers with another row's label and values.
+    """
+    n = model._fit_X.shape[0]
+    for name, given in (("X", X), ("y", y)):
+        if given is not None and _n_rows(given) != n:
+            raise ValueError(
+                f"{name} has {_n_rows(given)} rows but the model was fitted on {n}; "
+                "pass the rows it was fitted on (or none: it keeps them)."
+            )
+    if is_dask(model._fit_X):
+        return
+    if y is not None and model._fit_y is not None and not np.array_equal(
+            np.asarray(y).ravel(), np.asarray(model._fit_y).ravel()):
+        raise ValueError(
+            "y is not the labels the model was fitted on (in fit order); pass the same y "
+            "(or none: the model keeps it)."
+        )
+    if X is not None:
+        try:
+            Xt = preprocessor.transform(X) if preprocessor is not None else X
+            Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
+            kept = model._fit_X
+            kept = kept.toarray() if sp.issparse(kept) else np.asarray(kept)
+            same = Xt.shape == kept.shape and np.allclose(Xt, kept, rtol=1e-12, atol=0.0,
+                                                           equal_nan=True)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"X is not the rows the model was fitted on: {exc}") from exc
+        if not same:
+            raise ValueError(
+                "X is not the rows the model was fitted on (values or row order differ after "
+                "the preprocessing); pass the same rows in the same order (or none: the "
+                "model keeps them)."
+            )
 
 
 class Explanation(BaseEstimator):
@@ -168,9 +210,13 @@ class Explanation(BaseEstimator):
         -------
         self : Explanation
         """
+        if self.damping is not None and not (np.isfinite(self.damping) and self.damping >= 0):
+            raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}.")
         pre, final = _unwrap(self.estimator)
         preprocessor = _preprocessor(pre)
         check_is_fitted(final)
+        if not isinstance(final, InfluenceMixin):
+            read_objective(final)  # refuse unsupported estimators before asking for data
         if isinstance(final, InfluenceMixin):
             if not hasattr(final, "_fit_X"):
                 raise ValueError(
@@ -189,13 +235,7 @@ class Explanation(BaseEstimator):
                 model = copy.copy(final)
                 model._influence_cache = {}
                 model.set_params(**overrides)
-            n = model._fit_X.shape[0]
-            for name, given in (("X", X), ("y", y)):
-                if given is not None and _n_rows(given) != n:
-                    raise ValueError(
-                        f"{name} has {_n_rows(given)} rows but the model was fitted on {n}; "
-                        "pass the rows it was fitted on (or none: it keeps them)."
-                    )
+            _check_kept_rows(model, preprocessor, X, y)
         else:
             if X is None or y is None:
                 raise TypeError(
@@ -248,7 +288,13 @@ class Explanation(BaseEstimator):
     def transform(self, X):
         """Rows as the final model sees them (through the fitted preprocessing)."""
         check_is_fitted(self)
+        check_test_rows(X)
         return X if self.preprocessor_ is None else self.preprocessor_.transform(X)
+
+    def _rows(self, X, y):
+        """Test rows through the preprocessing, after checking they line up with ``y``."""
+        check_test_rows(X, y)
+        return self.transform(X)
 
     @property
     def n_train_(self):
@@ -278,14 +324,15 @@ class Explanation(BaseEstimator):
 
         positions = np.asarray(positions, dtype=np.intp)
         labels = self.training_labels(positions)
-        X = self.X_train_ if X_train is None else X_train
+        X = self.X_train_
+        if X_train is not None:
+            _check_kept_rows(self.model_, self.preprocessor_, X_train)
+            X = X_train
         if X is not None:
-            if _n_rows(X) != self.n_train_:
-                raise ValueError(f"X_train has {_n_rows(X)} rows; the model was fitted on "
-                                 f"{self.n_train_}.")
             if isinstance(X, pd.DataFrame):
                 out = X.iloc[positions].copy()
-                out.index = pd.Index(labels, name=X.index.name)
+                if self.train_index_ is not None:
+                    out.index = pd.Index(labels, name=X.index.name)
                 return out
             X = np.asarray(X.toarray() if sp.issparse(X) else X)
             names = [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else None
@@ -307,7 +354,7 @@ class Explanation(BaseEstimator):
         Shape (n_test, n_train), positional; a DataFrame labelled test rows ×
         training rows with ``as_frame=True``.
         """
-        out = self.model_.influence_on_loss(self.transform(X_test), y_test, kind=kind)
+        out = self.model_.influence_on_loss(self._rows(X_test, y_test), y_test, kind=kind)
         if not as_frame:
             return out
         return label_matrix(out, self._test_index(X_test, y_test), self.train_index_)
@@ -340,7 +387,7 @@ class Explanation(BaseEstimator):
         Shape (n_test, n_train, n_features) over the final model's inputs
         (named by :attr:`feature_names_`), positional.
         """
-        return self.model_.perturbation_influence(self.transform(X_test), y_test)
+        return self.model_.perturbation_influence(self._rows(X_test, y_test), y_test)
 
     def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
                                 as_frame=False):
@@ -349,20 +396,28 @@ class Explanation(BaseEstimator):
         ``groups`` are positions or boolean masks over the training rows (a
         dict names them).
         """
-        out = self.model_.group_influence_on_loss(self.transform(X_test), y_test, groups,
+        out = self.model_.group_influence_on_loss(self._rows(X_test, y_test), y_test, groups,
                                                   kind=kind)
         if not as_frame:
             return out
         names = list(groups) if isinstance(groups, dict) else None
         return label_matrix(out, self._test_index(X_test, y_test), names, columns_name="group")
 
+    def _group_rows(self, groups):
+        """Groups as positions, labels and masks resolved against this explanation's labels."""
+        def resolve(g):
+            return positions_of(g, self.train_index_, self.n_train_, "group rows")
+        if isinstance(groups, dict):
+            return {k: resolve(g) for k, g in groups.items()}
+        return [resolve(g) for g in groups]
+
     def loss_values(self, X, y):
         """:meth:`InfluenceMixin.loss_values` of raw rows."""
-        return self.model_.loss_values(self.transform(X), y)
+        return self.model_.loss_values(self._rows(X, y), y)
 
     def loss_gradients(self, X, y):
         """:meth:`InfluenceMixin.loss_gradients` of raw rows."""
-        return self.model_.loss_gradients(self.transform(X), y)
+        return self.model_.loss_gradients(self._rows(X, y), y)
 
     def hessian(self):
         """:meth:`InfluenceMixin.hessian` of the final model."""
@@ -381,7 +436,7 @@ class Explanation(BaseEstimator):
 
     def score(self, X, y):
         """Score of the fitted thing on raw rows (as its ``score``)."""
-        return self.model_.score(self.transform(X), y)
+        return self.model_.score(self._rows(X, y), y)
 
     # ------------------------------------------------------------ retraining
     def _refit(self, sample_weight=None, X=None, y=None):

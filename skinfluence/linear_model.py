@@ -189,6 +189,10 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
     def _loss(self):
         return LogLoss() if len(self.classes_) == 2 else SoftmaxLoss()
 
+    def _stationarity_advice(self):
+        return ("Refit with a smaller `tol` (e.g. tol=1e-10) and a larger `max_iter`, or "
+                "solver='newton-cholesky'.")
+
     def _effective_C(self):
         """C of the L2 objective (``np.inf`` without penalty); raise for L1."""
         penalty = self.penalty

@@ -30,9 +30,16 @@ def plot_retraining(result, kind="remove", ax=None):
     -------
     ax : matplotlib Axes
     """
+    predicted = getattr(result, "predicted", None)
+    if not isinstance(predicted, dict) or not hasattr(result, "actual"):
+        raise TypeError(f"result must be the RetrainingResult of retrain_without(); got a "
+                        f"{type(result).__name__}.")
+    if kind not in predicted:
+        raise ValueError(f"kind={kind!r} was not computed; this result has "
+                         f"{sorted(predicted)} (retrain_without(..., kinds=...) sets them).")
     ax = _axes(ax)
     actual = result.actual.ravel()
-    pred = result.predicted[kind].ravel()
+    pred = predicted[kind].ravel()
     ax.scatter(actual, pred, s=14)
     lim = np.abs(np.r_[actual, pred]).max() * 1.1
     ax.plot([-lim, lim], [-lim, lim], color="grey", lw=1)

@@ -52,8 +52,11 @@ RCOND_SINGULAR = 1e3 * np.finfo(np.float64).eps
 AUTO_DIRECT_MAX_PARAMS = 4000
 
 _SINGULAR_HINT = (
-    "Set `damping` to a small positive value (e.g. 1e-3) to regularise H, use a "
-    "finite C, or (smooth hinge) a larger t."
+    "Common causes: collinear columns (a full one-hot encoding next to an intercept "
+    "-- use OneHotEncoder(drop='first') -- or duplicated features), no penalty "
+    "(C=np.inf, alpha=0, LinearRegression) on separable or rank-deficient data, or a "
+    "smooth hinge with a small t. Set `damping` to a small positive value (e.g. 1e-3) "
+    "to regularise H, add a penalty, or (smooth hinge) use a larger t."
 )
 
 
@@ -203,10 +206,7 @@ class DirectSolver:
         except LinAlgError as exc:
             raise SingularHessianError(
                 "The Hessian is not positive definite, so influence is not defined: "
-                "the optimum is not unique along some direction (for example "
-                "separable data with no penalty, C=np.inf, duplicated features, or "
-                "a smooth hinge with a small t whose classes are separated so that no "
-                "sample is near the margin). " + _SINGULAR_HINT
+                "the optimum is not unique along some direction. " + _SINGULAR_HINT
             ) from exc
         rcond, info = dpocon(self._c, anorm, uplo="L")
         self.rcond = float(rcond)

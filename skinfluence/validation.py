@@ -106,10 +106,11 @@ def retrain_without(
     fitted : fitted skinfluence estimator, Pipeline, search or Explanation
         Anything :func:`skinfluence.explain` returns or accepts without data.
     X_test, y_test : raw test rows and labels (a single test point is typical)
-    indices : array-like of int, optional
-        Positions (fit order) of the training rows to remove one at a time; by
-        default the ``top`` rows with the largest first-order influence summed
-        over the test points.
+    indices : array-like, optional
+        The training rows to remove one at a time: positions (fit order), a
+        boolean mask, or their labels when the rows carry labels. By default
+        the ``top`` rows with the largest first-order influence summed over the
+        test points.
     top : int, default=50
     kinds : tuple of {"remove", "newton"}
         Which predictions to report next to the actual changes.
@@ -120,23 +121,22 @@ def retrain_without(
     -------
     RetrainingResult
     """
-    from ._frames import index_of, row_labels
+    from ._frames import index_of, positions_of, row_labels
     from .explain import as_explanation
 
     ex = as_explanation(fitted)
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise ValueError(f"top must be a positive integer; got {top!r}.")
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     predicted = {k: ex.influence_on_loss(X_test, y_test, kind=k) for k in kinds}
     if indices is None:
         first = predicted.get("remove")
         if first is None:
             first = ex.influence_on_loss(X_test, y_test, kind="remove")
         indices = np.argsort(-np.abs(first).sum(axis=0), kind="stable")[:top]
-    indices = np.asarray(indices)
-    if indices.dtype.kind not in "iu" or indices.ndim != 1:
-        raise ValueError("indices are integer positions of training rows (fit order).")
-    if indices.size and (indices.min() < 0 or indices.max() >= ex.n_train_):
-        raise ValueError(f"indices must lie in 0 .. {ex.n_train_ - 1}.")
+    indices = positions_of(indices, ex.train_index_, ex.n_train_, "indices")
+    if indices.size == 0:
+        raise ValueError("indices is empty; pass at least one training row to remove.")
     base = ex.loss_values(X_test, y_test)
     weights = _base_weights(ex.model_)
     actual = np.empty((len(base), len(indices)))

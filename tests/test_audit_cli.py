@@ -108,7 +108,9 @@ def test_drop_and_keep(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "3 feature columns" in text
     assert "'id'" not in _note(text)
-    assert list(pd.read_csv(out).columns[4:]) == ["id", "x1", "x2"]
+    # the distinct names label the rows (an identifier, left out of the features)
+    assert list(pd.read_csv(out).columns) == ["name", "row", "self_influence", "label",
+                                              "predicted", "id", "x1", "x2"]
 
 
 def test_dropna_leaves_out_rows_with_a_missing_target(tmp_path, capsys):
@@ -122,6 +124,27 @@ def test_dropna_leaves_out_rows_with_a_missing_target(tmp_path, capsys):
     ranking = pd.read_csv(out)
     assert len(ranking) == 97 and not {1, 6, 51} & set(ranking["row"])
     assert ranking["row"].iloc[0] == FLIPPED + 1  # rows keep their numbers in the file
+    assert ranking["label"].dtype.kind == "i"  # whole labels again once the NaN are gone
+
+
+def test_named_index_saved_by_pandas_labels_the_rows(tmp_path, capsys):
+    path, out = tmp_path / "people.csv", tmp_path / "ranking.csv"
+    df = _people().drop(columns=["id", "name"])
+    df.index = pd.Index([f"P{1000 + i}" for i in range(len(df))], name="passenger_id")
+    df.to_csv(path)  # the index is written as the first, named column
+    assert _run(path, "--target", "label", "--output", out) == 0
+    assert "'passenger_id' (" in _note(capsys.readouterr().out)
+    ranking = pd.read_csv(out)
+    assert ranking.columns[0] == "passenger_id" and "passenger_id" not in ranking.columns[1:]
+    assert ranking["passenger_id"].iloc[0] == f"P{1000 + FLIPPED}"
+
+
+def test_index_col_must_identify_the_rows(tmp_path, capsys):
+    path = tmp_path / "people.csv"
+    _people().to_csv(path, index=False)
+    assert _run(path, "--target", "label", "--index-col", "site") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not identify the rows" in err[0]
 
 
 def test_latin1_file_with_accented_names(tmp_path, capsys):
@@ -142,7 +165,7 @@ def test_compressed_csv_and_reserved_column_names(tmp_path, capsys):
     path.write_bytes(gzip.compress(df.to_csv(index=False).encode()))
     assert _run(path, "--target", "label", "--output", out) == 0
     ranking = pd.read_csv(out)
-    assert list(ranking.columns) == ["row_", "self_influence", "label", "predicted_",
+    assert list(ranking.columns) == ["name", "row_", "self_influence", "label", "predicted_",
                                      "x1", "row", "predicted", "site"]
     assert ranking["row_"].iloc[0] == FLIPPED + 1
 

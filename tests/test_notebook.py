@@ -231,3 +231,81 @@ def test_explanations_pickle_and_leave_inputs_unchanged(fitted):
     pd.testing.assert_frame_equal(X, X_before)
     pd.testing.assert_frame_equal(X_test, Xt_before)
     pd.testing.assert_series_equal(y_test, y_before)
+
+
+def test_labelled_inputs_are_matched_by_label_or_refused(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    pipe = objects["pipeline"]
+    ex = sk.explain(pipe)
+    perm = np.random.default_rng(0).permutation(len(X))
+    # rows passed for display must be the rows the model kept, in fit order
+    with pytest.raises(ValueError, match="not the rows"):
+        sk.explain(pipe, X.iloc[perm], y)
+    with pytest.raises(ValueError, match="not the labels"):
+        sk.explain(pipe, X, 1 - y)
+    with pytest.raises(ValueError, match="not the rows"):
+        sk.top_training_rows(pipe, k=3, X_train=X.iloc[perm])
+    # a boolean Series is aligned on the training labels; labels select rows too
+    female = X.sex == "female"
+    by_mask = ex.group_influence_on_loss(X_test, y_test, [female.to_numpy()])
+    shuffled = female.sample(frac=1.0, random_state=0)
+    _same(ex.group_influence_on_loss(X_test, y_test, [shuffled]), by_mask)
+    _same(ex.group_influence_on_loss(X_test, y_test, [list(X.index[female])]), by_mask)
+    _same(pipe[-1].group_influence_on_loss(pre.transform(X_test), y_test, [shuffled]), by_mask)
+    with pytest.raises(ValueError, match="not labels of training rows"):
+        ex.group_influence_on_loss(X_test, y_test, [["nobody"]])
+    with pytest.raises(ValueError, match=r"0 \.\. 119"):
+        ex.group_influence_on_loss(X_test, y_test, [[-1]])
+    # test rows and labels that do not line up are refused, not paired by position
+    with pytest.raises(ValueError, match="align"):
+        ex.influence_on_loss(X_test, y_test.iloc[::-1])
+    with pytest.raises(ValueError, match="one-row DataFrame"):
+        ex.influence_on_loss(X_test.iloc[0], y_test.iloc[:1])
+    # arguments that would be ignored are refused
+    _same(sk.most_influential(pipe, X_test, y_test, k=4)[1],
+          sk.most_influential(pipe, X_test, y_test, k=4, which="harmful")[1])
+    with pytest.raises(ValueError, match="which='harmful'"):
+        sk.most_influential(pipe, X_test, y_test, which="self_influence")
+    with pytest.raises(ValueError, match="both X_test and y_test"):
+        sk.top_training_rows(pipe, None, y_test)
+    with pytest.raises(ValueError, match="damping"):
+        sk.explain(pipe, damping=-1.0)
+
+
+def test_positions_only_model_takes_labels_from_the_rows_shown(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)).fit(
+        X, y.to_numpy())  # y without an index: the final step sees no labels
+    assert sk.explain(pipe).train_index_ is None
+    table = sk.top_training_rows(pipe, k=3, X_train=X)
+    reference = sk.top_training_rows(objects["pipeline"], k=3)
+    assert list(table.index) == list(reference.index)
+    assert list(sk.explain(pipe, X, y).self_influence(as_frame=True).index) == list(X.index)
+
+
+def test_retraining_arguments(fitted):
+    from skinfluence.plotting import plot_retraining
+
+    objects, pre, X, y, X_test, y_test = fitted
+    pipe = objects["pipeline"]
+    one = sk.retrain_without(pipe, X_test.iloc[:1], y_test.iloc[:1], indices=[3, 7],
+                             kinds="remove")
+    by_label = sk.retrain_without(pipe, X_test.iloc[:1], y_test.iloc[:1],
+                                  indices=list(X.index[[3, 7]]), kinds="remove")
+    _same(by_label.actual, one.actual)
+    assert list(one.predicted) == ["remove"] and list(one.labels) == list(X.index[[3, 7]])
+    with pytest.raises(ValueError, match="empty"):
+        sk.retrain_without(pipe, X_test.iloc[:1], y_test.iloc[:1], indices=[])
+    with pytest.raises(ValueError, match="newton"):
+        plot_retraining(one, kind="newton")
+    with pytest.raises(TypeError, match="RetrainingResult"):
+        plot_retraining(None)
+
+
+def test_unsupported_final_step_is_named_before_data_is_asked_for():
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _table(60, 2)
+    forest = make_pipeline(_preprocessing(), RandomForestClassifier(n_estimators=3)).fit(X, y)
+    with pytest.raises(TypeError, match="cannot read the objective of a RandomForest"):
+        sk.explain(forest)
