@@ -50,7 +50,9 @@ def _axis(index, n, name):
 def label_vector(values, train_index, name):
     """A Series over training rows, indexed by their labels."""
     pd = _pandas()
-    return pd.Series(values, index=_axis(train_index, len(values), "train_row"), name=name)
+    # the values are a fresh result owned by the caller: wrap them, do not copy
+    return pd.Series(values, index=_axis(train_index, len(values), "train_row"), name=name,
+                     copy=False)
 
 
 def label_matrix(values, index, columns, index_name="test_row", columns_name="train_row"):
@@ -62,7 +64,7 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
     pd = _pandas()
     values = np.asarray(values)
     return pd.DataFrame(values, index=_axis(index, values.shape[0], index_name),
-                        columns=_axis(columns, values.shape[1], columns_name))
+                        columns=_axis(columns, values.shape[1], columns_name), copy=False)
 
 
 def param_names(feature_names, K, intercept, outputs=None):
