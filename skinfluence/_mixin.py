@@ -44,7 +44,7 @@ from .curvature import (
     row_chunks,
     sample_gradients,
 )
-from .exceptions import StationarityWarning
+from .exceptions import SingularHessianError, StationarityWarning
 from ._frames import (
     check_test_rows,
     index_of,
@@ -58,6 +58,10 @@ from .features import IdentityFeatures
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
 
 __all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
+
+#: Largest per-row second derivative below which an unpenalised fit has run off
+#: to infinity (separable classes): influence is refused.
+SATURATED_CURVATURE = 1e-10
 
 #: ``stationarity().ratio`` above which influence is considered distorted.
 STATIONARITY_RATIO_WARN = 0.1
@@ -143,6 +147,44 @@ def null_directions(model, pen, K, D):
     return np.array(cols).T if cols else None
 
 
+#: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
+#: objective flat along some direction (leverage 1).
+LEVERAGE_ONE_TOL = 1e-10
+
+
+def _warn_unidentified(mask, what):
+    if np.any(mask):
+        warnings.warn(
+            f"{int(mask.sum())} {what} leverage 1: without them the objective is flat along "
+            f"some direction, so there is no unique refit and kind='newton' is NaN there "
+            f"(positions {np.flatnonzero(mask)[:5].tolist()}...). Add a penalty or damping "
+            "if a finite answer is wanted.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _private(X, X_raw):
+    """``X`` itself when validation already copied the caller's data, else a copy.
+
+    Costs one copy of X at fit when the caller's float64 array (or DataFrame
+    block, or CSR matrix) was used as it is.
+    """
+    if X_raw is None:
+        return X
+    if sp.issparse(X):
+        raw = X_raw if sp.issparse(X_raw) else None
+        shared = raw is not None and any(
+            np.may_share_memory(getattr(X, a), getattr(raw, a, None))
+            for a in ("data", "indices", "indptr") if getattr(raw, a, None) is not None)
+        return X.copy() if shared else X
+    try:
+        raw = X_raw if isinstance(X_raw, np.ndarray) else np.asarray(X_raw)
+    except (TypeError, ValueError):
+        return np.array(X, copy=True)
+    return np.array(X, copy=True) if np.may_share_memory(X, raw) else X
+
+
 def _group_positions(group, n, index=None):
     """Positions of a non-empty group of training rows (positions, labels or a mask)."""
     g = positions_of(group, index, n, "group rows")
@@ -188,8 +230,17 @@ class _InfluenceState(ParameterLayout):
         self.identity = IdentityFeatures()
         F = est._outputs(model, self.Phi, self.identity)
         self.G, A = output_derivatives(model.loss, Y, F)
-        pen = self.penalty_diagonal(model, n)
         damping = float(getattr(est, "damping", 0.0))
+        if np.isinf(model.C) and damping == 0 and n and np.abs(A).max() < SATURATED_CURVATURE:
+            # every row's loss is flat at the fit: with no penalty the classes are
+            # separated and the parameters ran off towards infinity (no optimum)
+            raise SingularHessianError(
+                "The loss has no curvature left at any training row (largest second "
+                f"derivative {np.abs(A).max():.1e}): with no penalty (C=np.inf) the classes "
+                "are separable, the fit has no finite optimum and influence is not defined. "
+                "Use a finite C, or set `damping` if you must."
+            )
+        pen = self.penalty_diagonal(model, n)
 
         # Directions along which the objective is flat by construction
         # (softmax shift invariance): every gradient is orthogonal to them, so the
@@ -334,12 +385,14 @@ class InfluenceMixin:
         (inside a pipeline the final step sees transformed arrays, but ``y``
         keeps the training DataFrame's index).
         """
-        self._fit_X = X
+        # A private copy of whatever the caller could still edit: influence must not
+        # change behind their back when they modify the arrays they passed to fit.
+        self._fit_X = _private(X, X_raw)
         self._fit_Y = Y
-        self._fit_s = np.asarray(s, dtype=np.float64)
-        self._fit_y = None if y is None else np.asarray(y)
+        self._fit_s = np.array(s, dtype=np.float64)
+        self._fit_y = None if y is None else np.array(y)
         self._fit_sample_weight = (
-            None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+            None if sample_weight is None else np.array(sample_weight, dtype=np.float64)
         )
         self._fit_index = index_of(X_raw, y_raw, n=X.shape[0])
         self._influence_cache = {}
@@ -364,6 +417,9 @@ class InfluenceMixin:
                 f"This {type(self).__name__} was fitted without its training data "
                 "being stored; refit it with its own `fit` to compute influence."
             )
+        if getattr(self, "_parameter_constraints", None):
+            # parameters set after fit (set_params(damping=-1)) are refused here too
+            self._validate_params()
         self._check_influence_supported()
         # any parameter may change the influence model (damping, solver, a
         # smooth-hinge influence_t...): key the cache on all of them
@@ -480,6 +536,7 @@ class InfluenceMixin:
             for rows in row_chunks(state.n, state.P * state.K):
                 steps = self._newton_steps(state, rows)
                 out[:, rows] = self._loss_after_steps(state, X_test, Y_test, steps)
+            _warn_unidentified(np.isnan(out).all(axis=0), "training rows have")
             return out
         Gt = self._gradients(state, X_test, Y_test)
         S = state.solve_many(Gt.T)
@@ -777,7 +834,12 @@ class InfluenceMixin:
         c = (state.s[rows] / state.n)[:, None, None]
         A = state.op.A[rows]
         lhs = np.eye(K)[None] - c * np.einsum("ikj,ijl->ikl", A, M)
+        # leverage 1: without the row the objective is flat along some direction, so
+        # there is no Newton step (and no unique refit); NaN, never a finite guess
+        flat = np.linalg.svd(lhs, compute_uv=False).min(axis=1) < LEVERAGE_ONE_TOL
+        lhs[flat] = np.eye(K)
         coef = np.linalg.solve(lhs, state.G[rows][:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
+        coef[flat] = np.nan
         return np.einsum("kdil,il->ikd", S, coef).reshape(c_rows, K * D)
 
     def _loss_after_steps(self, state, X_test, Y_test, steps):
@@ -848,9 +910,15 @@ class InfluenceMixin:
             Cmat[np.arange(len(g)), :, np.arange(len(g)), :] = c[:, None, None] * state.op.A[g]
             Cmat = Cmat.reshape(len(g) * K, -1)
             rhs = (c[:, None] * state.G[g]).ravel()
-            step = S @ np.linalg.solve(np.eye(len(rhs)) - Cmat @ M, rhs)
+            lhs = np.eye(len(rhs)) - Cmat @ M
+            if np.linalg.svd(lhs, compute_uv=False).min() < LEVERAGE_ONE_TOL:
+                step = np.full(S.shape[0], np.nan)  # the rest leaves the model unidentified
+            else:
+                step = S @ np.linalg.solve(lhs, rhs)
             out.append(self._loss_after_steps(state, X_test, Y_test, step[None, :])[:, 0])
-        return np.column_stack(out)
+        out = np.column_stack(out)
+        _warn_unidentified(np.isnan(out).all(axis=0), "groups have")
+        return out
 
     def loss_gradients(self, X, y):
         """Per-sample gradients ``grad_theta l(z, theta_hat)`` (unweighted).
@@ -860,9 +928,14 @@ class InfluenceMixin:
         ndarray of shape (n_samples, n_params)
             Columns in ``theta`` order (``coef_.ravel()``, then ``intercept_``).
         """
-        state = self._state()
+        # needs no Hessian: only the fitted parameters
+        check_is_fitted(self)
+        self._check_influence_supported()
+        layout = ParameterLayout()
+        layout._set_layout(self._influence_model())
+        layout.model, layout.identity = self._influence_model(), IdentityFeatures()
         X, Y = self._validate_test(X, y)
-        return self._gradients(state, X, Y)[:, state.perm]
+        return self._gradients(layout, X, Y)[:, layout.perm]
 
     def hessian(self):
         """The Hessian ``grad^2 R(theta_hat)`` of the empirical risk.

@@ -12,6 +12,7 @@ sees are the final estimator's inputs (after a pipeline's earlier steps).
 """
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
@@ -26,6 +27,7 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._mixin import InfluenceMixin, InfluenceModel
@@ -238,6 +240,12 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
     influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
     damping : float, default=0.0
     """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit"])],
+        "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
+        "damping": [Interval(Real, 0, None, closed="left")],
+    }
 
     def __init__(self, estimator, *, influence_solver="auto", damping=0.0):
         self.estimator = estimator

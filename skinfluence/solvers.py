@@ -25,6 +25,7 @@ their settings can be tuned as nested estimator parameters, e.g.
 
 import math
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
@@ -33,6 +34,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .exceptions import SingularHessianError
 
@@ -62,9 +64,20 @@ _SINGULAR_HINT = (
 
 # --------------------------------------------------------------- configurations
 class _SolverConfig(BaseEstimator):
-    """Base of the solver configurations (an estimator parameter)."""
+    """Base of the solver configurations (an estimator parameter).
 
-    def build(self, op):  # pragma: no cover - abstract
+    ``build`` validates the options against ``_parameter_constraints`` first,
+    so a bad value set at construction or by ``set_params`` is refused with
+    the option's name and allowed range before any work.
+    """
+
+    _parameter_constraints: dict = {}
+
+    def build(self, op):
+        self._validate_params()
+        return self._build(op)
+
+    def _build(self, op):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -75,7 +88,7 @@ class Direct(_SolverConfig):
     positive definite (reciprocal condition number below ``1e3 * eps``).
     """
 
-    def build(self, op):
+    def _build(self, op):
         return DirectSolver(op.matrix())
 
 
@@ -97,19 +110,20 @@ class ConjugateGradient(_SolverConfig):
         ``6 * P * batch_size`` floats.
     """
 
+    _parameter_constraints: dict = {
+        "tol": [Interval(Real, 0, 1, closed="neither")],
+        "maxiter": [Interval(Integral, 1, None, closed="left"), None],
+        "preconditioner": [StrOptions({"jacobi"}), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, tol=1e-10, maxiter=None, preconditioner="jacobi", batch_size=256):
         self.tol = tol
         self.maxiter = maxiter
         self.preconditioner = preconditioner
         self.batch_size = batch_size
 
-    def build(self, op):
-        if not (self.tol > 0):
-            raise ValueError(f"ConjugateGradient tol must be > 0; got {self.tol!r}.")
-        if self.preconditioner not in ("jacobi", None):
-            raise ValueError(
-                f"preconditioner must be 'jacobi' or None; got {self.preconditioner!r}."
-            )
+    def _build(self, op):
         return CGSolver(op, self)
 
 
@@ -146,6 +160,17 @@ class LiSSA(_SolverConfig):
         Show a tqdm progress bar over the recursion (needs ``tqdm``).
     """
 
+    _parameter_constraints: dict = {
+        "scale": [Interval(Real, 0, None, closed="neither"), None],
+        "depth": [Interval(Integral, 1, None, closed="left"), None],
+        "tol": [Interval(Real, 0, 1, closed="neither")],
+        "max_depth": [Interval(Integral, 1, None, closed="left")],
+        "repeats": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+    }
+
     def __init__(
         self,
         scale=None,
@@ -166,7 +191,7 @@ class LiSSA(_SolverConfig):
         self.random_state = random_state
         self.progress = progress
 
-    def build(self, op):
+    def _build(self, op):
         return LissaSolver(op, self)
 
 

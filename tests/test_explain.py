@@ -242,3 +242,24 @@ def test_explain_refuses_averaged_cv_coefficients(cancer):
                               scoring="neg_log_loss", use_legacy_attributes=False).fit(X, y)
     with pytest.raises(InfluenceNotDefinedError, match="refit=True"):
         explain(cv, X, y)
+
+
+def test_leverage_one_rows_are_nan_with_a_warning_never_a_guess(diabetes):
+    X, y, Xt, yt = diabetes
+    X, y = X[:60], y[:60]
+    only_row_0 = np.zeros((len(y), 1))
+    only_row_0[0] = 1.0  # a feature seen in row 0 alone: without it, its weight is free
+    Xl = np.hstack([X, only_row_0])
+    Xtl = np.hstack([Xt, np.full((len(yt), 1), 0.5)])
+    reg = InfluenceRidge(alpha=0.0, solver="cholesky").fit(Xl, y)
+    with pytest.warns(RuntimeWarning, match="leverage 1"):
+        newton = reg.influence_on_loss(Xtl, yt, kind="newton")
+    assert np.isnan(newton[:, 0]).all() and np.isfinite(newton[:, 1:]).all()
+    base = 0.5 * (yt - reg.predict(Xtl)) ** 2
+    keep = np.arange(len(y)) != 5
+    refit = LinearRegression().fit(Xl[keep], y[keep])
+    np.testing.assert_allclose(newton[:, 5], 0.5 * (yt - refit.predict(Xtl)) ** 2 - base,
+                               rtol=1e-7, atol=1e-8)
+    with pytest.warns(RuntimeWarning, match="groups have leverage 1"):
+        groups = reg.group_influence_on_loss(Xtl, yt, [[0, 1], [2, 3]], kind="newton")
+    assert np.isnan(groups[:, 0]).all() and np.isfinite(groups[:, 1]).all()

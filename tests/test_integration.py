@@ -156,3 +156,32 @@ def test_library_works_without_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "(569,)"
+
+
+@pytest.mark.parametrize("kind", ["ndarray", "dataframe", "csr"])
+def test_answers_do_not_change_when_the_caller_edits_the_training_arrays(raw_cancer, kind):
+    import scipy.sparse as sp
+
+    X, y, Xt, yt = raw_cancer
+    y = y.copy()  # the fixture is shared
+    Xs = StandardScaler().fit(X)
+    X, Xt = Xs.transform(X), Xs.transform(Xt)
+    if kind == "dataframe":
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(X)
+        Xt = pd.DataFrame(Xt)
+    elif kind == "csr":
+        X, Xt = sp.csr_matrix(X), sp.csr_matrix(Xt)
+    sw = np.ones(len(y))
+    clf = InfluenceLogisticRegression(**TIGHT).fit(X, y, sample_weight=sw)
+    before = clf.influence_on_loss(Xt[:3], yt[:3])
+    clf._influence_cache.clear()  # force the state to be rebuilt from the stored rows
+    if kind == "dataframe":
+        X.iloc[0] *= 3.0
+    elif kind == "csr":
+        X.data *= 3.0
+    else:
+        X[0] *= 3.0
+    y[:5] = 1 - y[:5]
+    sw[:5] = 0.0
+    np.testing.assert_array_equal(clf.influence_on_loss(Xt[:3], yt[:3]), before)

@@ -294,3 +294,16 @@ def test_stationarity_warning_and_report(cancer):
         warnings.simplefilter("ignore", StationarityWarning)
         step = loose.stationarity().newton_step_norm
     assert 0.5 * dist < step < 2 * dist
+
+
+def test_separable_classes_without_penalty_raise_and_losses_still_work(cancer):
+    X, y, Xt, yt = cancer
+    # a feature that separates the classes perfectly, and no penalty
+    Xs = np.column_stack([X[:, :2], np.where(y == 1, 1.0, -1.0)])
+    clf = InfluenceLogisticRegression(C=np.inf, solver="lbfgs", max_iter=3000, tol=1e-14)
+    clf.fit(Xs, y)
+    with pytest.raises(SingularHessianError, match="separable"):
+        clf.influence_on_loss(Xs[:3], y[:3])
+    # the loss and its gradients need no Hessian
+    assert np.all(np.isfinite(clf.loss_values(Xs[:3], y[:3])))
+    assert clf.loss_gradients(Xs[:3], y[:3]).shape == (3, 4)

@@ -203,3 +203,31 @@ def test_memory_is_bounded_by_chunks():
         tracemalloc.stop()
     assert out.shape == (10, n) and si.shape == (n,)
     assert peak < 0.5 * (X.nbytes + out.nbytes), (peak, X.nbytes)
+
+
+@pytest.mark.parametrize("solver, option", [
+    (LiSSA(repeats=0), "repeats"), (LiSSA(batch_size=0), "batch_size"),
+    (LiSSA(scale=np.nan), "scale"), (LiSSA(scale=-1.0), "scale"), (LiSSA(depth=-1), "depth"),
+    (LiSSA(tol=0.0), "tol"), (LiSSA(tol=1.5), "tol"), (LiSSA(max_depth=0), "max_depth"),
+    (ConjugateGradient(maxiter=-5), "maxiter"), (ConjugateGradient(tol=np.nan), "tol"),
+    (ConjugateGradient(batch_size=0), "batch_size"),
+    (ConjugateGradient(preconditioner="ilu"), "preconditioner"),
+])
+def test_bad_solver_options_are_refused_by_name(cancer, solver, option):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    with pytest.raises(ValueError, match=f"'{option}' parameter of"):
+        clf.set_params(influence_solver=solver).influence_on_loss(Xt[:2], yt[:2])
+
+
+@pytest.mark.parametrize("damping", [-1e-3, np.nan, np.inf])
+def test_bad_damping_set_after_fit_is_refused(cancer, damping):
+    from skinfluence import explain
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    clf.influence_on_loss(Xt[:2], yt[:2])  # a cached state must not hide the new value
+    with pytest.raises(ValueError, match="damping"):
+        clf.set_params(damping=damping).self_influence()
+    with pytest.raises(ValueError, match="damping"):
+        explain(clf.set_params(damping=0.0), damping=damping)
