@@ -53,6 +53,14 @@ RCOND_SINGULAR = 1e3 * np.finfo(np.float64).eps
 #: ``"auto"`` factors H directly up to this many parameters, else uses CG.
 AUTO_DIRECT_MAX_PARAMS = 4000
 
+def singular_hint(H=None):
+    """What to do about a singular Hessian, with a damping sized to ``H``."""
+    if H is None or not np.all(np.isfinite(np.diag(H))) or np.diag(H).mean() <= 0:
+        return _SINGULAR_HINT
+    size = 1e-6 * float(np.diag(H).mean())
+    return _SINGULAR_HINT.replace("(e.g. 1e-3)", f"(e.g. {size:.1e}, 1e-6 of H's mean diagonal)")
+
+
 _SINGULAR_HINT = (
     "Common causes: collinear columns (a full one-hot encoding next to an intercept "
     "-- use OneHotEncoder(drop='first') -- or duplicated features), no penalty "
@@ -225,22 +233,34 @@ class DirectSolver:
 
     def __init__(self, H):
         H = np.asarray(H, dtype=np.float64)
-        anorm = np.abs(H).sum(axis=0).max() if H.size else 0.0
+        diag = np.diag(H).copy()
+        if np.any(~np.isfinite(H)) or np.any(diag <= 0):
+            raise SingularHessianError(
+                "The Hessian has a non-positive or non-finite diagonal entry: some "
+                "parameter has no curvature. " + singular_hint(H)
+            )
+        # Judge and factor the Jacobi-equilibrated matrix E H E (E = diag(H)^-1/2):
+        # the verdict then does not depend on the units of the features (raw Longley
+        # has rcond 1e-20 in its units), and the factor of H is E^-1 L^ (rows scaled).
+        e = 1.0 / np.sqrt(diag)
+        He = H * e[:, None] * e[None, :]
+        anorm = np.abs(He).sum(axis=0).max() if He.size else 0.0
         try:
-            self._c, self._lower = cho_factor(H, lower=True, check_finite=True)
+            c, self._lower = cho_factor(He, lower=True, check_finite=False)
         except LinAlgError as exc:
             raise SingularHessianError(
                 "The Hessian is not positive definite, so influence is not defined: "
-                "the optimum is not unique along some direction. " + _SINGULAR_HINT
+                "the optimum is not unique along some direction. " + singular_hint(H)
             ) from exc
-        rcond, info = dpocon(self._c, anorm, uplo="L")
+        rcond, info = dpocon(c, anorm, uplo="L")
         self.rcond = float(rcond)
         if info != 0 or not np.isfinite(rcond) or rcond < RCOND_SINGULAR:
             raise SingularHessianError(
                 f"The Hessian is numerically singular (reciprocal condition number "
-                f"{rcond:.1e}): influence would be dominated by rounding error. "
-                + _SINGULAR_HINT
+                f"{rcond:.1e} after scaling each parameter to unit curvature): influence "
+                "would be dominated by rounding error. " + singular_hint(H)
             )
+        self._c = np.tril(c) / e[:, None]  # H = (E^-1 L^)(E^-1 L^)^T
 
     def solve(self, B):
         """``H^{-1} B`` for a vector or a matrix of right-hand sides."""

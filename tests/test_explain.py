@@ -263,3 +263,29 @@ def test_leverage_one_rows_are_nan_with_a_warning_never_a_guess(diabetes):
     with pytest.warns(RuntimeWarning, match="groups have leverage 1"):
         groups = reg.group_influence_on_loss(Xtl, yt, [[0, 1], [2, 3]], kind="newton")
     assert np.isnan(groups[:, 0]).all() and np.isfinite(groups[:, 1]).all()
+
+
+def test_raw_longley_is_not_singular_and_matches_statsmodels_leave_one_out():
+    """NIST's ill-conditioned Longley data in its raw units (rcond 1e-20 unscaled)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from statsmodels.datasets import longley
+
+    from skinfluence.solvers import ConjugateGradient
+
+    data = longley.load_pandas()
+    X, y = data.exog.to_numpy(float), data.endog.to_numpy(float)
+    ols = LinearRegression().fit(X, y)
+    ex = explain(ols, X, y)
+    direct = ex.influence_on_loss(X[:4], y[:4])
+    cg = explain(ols, X, y, influence_solver=ConjugateGradient(tol=1e-14, maxiter=5000))
+    np.testing.assert_allclose(cg.influence_on_loss(X[:4], y[:4]), direct, rtol=1e-6,
+                               atol=1e-6 * np.abs(direct).max())
+    # kind="newton" is exact leave-one-out for least squares: statsmodels' dfbeta
+    fit = sm.OLS(y, sm.add_constant(X)).fit()
+    Xc = sm.add_constant(X)
+    dfbeta = fit.get_influence().dfbeta  # theta_hat - theta_-i, constant first
+    base = 0.5 * (y[:4] - Xc[:4] @ fit.params) ** 2
+    loo = np.array([0.5 * (y[:4] - Xc[:4] @ (fit.params - dfbeta[i])) ** 2 - base
+                    for i in range(len(y))]).T
+    np.testing.assert_allclose(ex.influence_on_loss(X[:4], y[:4], kind="newton"), loo,
+                               rtol=1e-6, atol=1e-6 * np.abs(loo).max())
