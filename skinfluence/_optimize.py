@@ -18,6 +18,9 @@ from .features import IdentityFeatures
 
 __all__ = ["fit_newton", "newton_minimize", "risk_value"]
 
+#: Iterations without a 10% fall of max|grad| before the float floor is declared.
+STALL_ITERATIONS = 3
+
 
 def _outputs(Phi, Theta, intercept):
     d = Phi.shape[1]
@@ -99,31 +102,75 @@ def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
     its gradient (shape of ``Theta``) and a callable giving the Hessian. An
     evaluator may compute all three in one pass over the data (as the Dask one
     does); the Hessian is requested only at accepted points.
+
+    Termination. Stops when ``max |grad| <= tol``. Near the optimum the
+    predicted decrease ``-g^T step`` falls below what the objective's floating
+    point value can resolve; a line search on the value is then noise, so the
+    full Newton step is taken and judged by the gradient instead. When the
+    gradient has not fallen by 10% over ``STALL_ITERATIONS`` iterations it has
+    reached the floor that floating-point sums allow (on Dask: sums over
+    blocks), and the best point is returned with a ConvergenceWarning naming
+    the gradient reached -- never a silent run to ``max_iter``.
     """
+    eps = np.finfo(np.float64).eps
     Theta = np.array(Theta0, dtype=np.float64)
     value, grad, hess = evaluate(Theta)
+    gmax = float(np.max(np.abs(grad)))
+    best = (gmax, Theta)
+    stall = 0
     for it in range(1, max_iter + 1):
-        if np.max(np.abs(grad)) <= tol:
+        if gmax <= tol:
             return Theta, it - 1
         g = grad.ravel()
         step = -_regularised_solve(hess(), g)
         slope = float(g @ step)
         if slope >= 0:  # not a descent direction: fall back to the gradient
             step, slope = -g, -float(g @ g)
-        alpha = 1.0
-        while True:
-            cand = Theta + alpha * step.reshape(Theta.shape)
+        if -slope <= 16 * eps * max(1.0, abs(value)):
+            # below the resolution of the objective: a line search on the value is
+            # noise, so take the Newton step and judge it by the gradient
+            cand = Theta + step.reshape(Theta.shape)
             new_value, new_grad, new_hess = evaluate(cand)
-            if new_value <= value + 1e-4 * alpha * slope or alpha < 1e-10:
-                break
-            alpha *= 0.5
-        if alpha < 1e-10 and not new_value < value:
-            return Theta, it  # no further decrease at machine precision
-        Theta, value, grad, hess = cand, new_value, new_grad, new_hess
+            new_gmax = float(np.max(np.abs(new_grad)))
+            if not new_gmax < 0.9 * best[0]:
+                stall += 1
+                if stall >= STALL_ITERATIONS:
+                    break
+            if not new_gmax <= gmax:
+                break  # the step made the gradient worse: the float floor is reached
+        else:
+            alpha = 1.0
+            while True:
+                cand = Theta + alpha * step.reshape(Theta.shape)
+                new_value, new_grad, new_hess = evaluate(cand)
+                if new_value <= value + 1e-4 * alpha * slope or alpha < 1e-10:
+                    break
+                alpha *= 0.5
+            if alpha < 1e-10 and not new_value < value:
+                break  # no decrease left at machine precision
+            stall = 0
+            new_gmax = float(np.max(np.abs(new_grad)))
+        if not np.isfinite(new_gmax):
+            break
+        Theta, value, grad, hess, gmax = cand, new_value, new_grad, new_hess, new_gmax
+        if gmax < best[0]:
+            if gmax < 0.9 * best[0]:
+                stall = 0
+            best = (gmax, Theta)
+    else:
+        if warn:
+            warnings.warn(
+                f"Newton's method did not reach max|grad| <= {tol:g} in {max_iter} "
+                f"iterations (max|grad| = {best[0]:.2e}); increase max_iter (influence "
+                "needs a stationary fit).",
+                ConvergenceWarning,
+            )
+        return Theta, max_iter
     if warn:
         warnings.warn(
-            f"Newton's method did not reach max|grad| <= {tol:g} in {max_iter} "
-            "iterations; increase max_iter (influence needs a stationary fit).",
+            f"Newton's method stopped at max|grad| = {best[0]:.2e} after {it} iterations: "
+            f"the gradient no longer decreases at floating-point precision, above "
+            f"tol={tol:g}. The fit is as stationary as float64 allows.",
             ConvergenceWarning,
         )
-    return Theta, max_iter
+    return best[1], it

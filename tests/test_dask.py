@@ -91,3 +91,20 @@ def test_in_memory_only_methods_say_so(cancer):
             call()
     with pytest.raises(ValueError, match="newton"):
         dm.influence_on_loss(Xt[:1], yt[:1], kind="newton")
+
+
+@pytest.mark.parametrize("tol", [1e-13, 1e-15])
+def test_blockwise_fit_at_the_float_floor_terminates(client, cancer, tol):
+    """A target below what sums over blocks can reach stops, warns, and is the optimum."""
+    import warnings
+
+    X, y, _, _ = cancer
+    Xd, yd = _chunked(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm = InfluenceLogisticRegression(C=0.5, tol=tol, max_iter=1000).fit(Xd, yd)
+    assert dm.n_iter_[0] < 40
+    mem = InfluenceLogisticRegression(C=0.5, **NEWTON).fit(X, y)
+    np.testing.assert_allclose(dm.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
+    stalls = [w for w in caught if "no longer decreases" in str(w.message)]
+    assert not stalls or "max|grad| =" in str(stalls[0].message)

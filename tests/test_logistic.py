@@ -307,3 +307,23 @@ def test_separable_classes_without_penalty_raise_and_losses_still_work(cancer):
     # the loss and its gradients need no Hessian
     assert np.all(np.isfinite(clf.loss_values(Xs[:3], y[:3])))
     assert clf.loss_gradients(Xs[:3], y[:3]).shape == (3, 4)
+
+
+def test_newton_stops_at_a_noisy_gradient_floor_and_says_so():
+    """A gradient that float sums cannot push below 1e-9 must not run to max_iter."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skinfluence._optimize import newton_minimize
+
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(6, 6))
+    A, b = M @ M.T + 6 * np.eye(6), rng.normal(size=6)
+
+    def evaluate(theta):
+        noise = 1e-9 * rng.standard_normal(6)  # the floor of the computed gradient
+        return 0.5 * theta @ A @ theta - b @ theta, A @ theta - b + noise, lambda: A
+
+    with pytest.warns(ConvergenceWarning, match=r"max\|grad\| = .*no longer decreases"):
+        theta, n_iter = newton_minimize(evaluate, np.zeros(6), tol=1e-13, max_iter=1000)
+    assert n_iter < 10
+    np.testing.assert_allclose(theta, np.linalg.solve(A, b), atol=1e-8)

@@ -300,3 +300,14 @@ def test_changing_influence_t_after_fit_changes_the_explanation(cancer):
     second = est.influence_on_loss(Xt, yt)
     np.testing.assert_allclose(second, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
     assert np.abs(first - second).max() > 0.1 * np.abs(second).max()
+
+
+def test_warm_started_refit_converges_at_least_as_fast_as_a_cold_fit(cancer):
+    X, y, _, _ = cancer
+    svc = SmoothHingeSVC(t=0.01, tol=1e-10, max_iter=200).fit(X, y)
+    w = np.ones(len(y))
+    w[np.argmin(svc.self_influence())] = 0.0  # remove the row that matters most
+    cold = SmoothHingeSVC(t=0.01, tol=1e-10, max_iter=200).fit(X, y, sample_weight=w)
+    warm = svc._refit(w)
+    assert 0 < warm.n_iter_ <= cold.n_iter_
+    np.testing.assert_allclose(warm.coef_, cold.coef_, rtol=1e-7, atol=1e-9)
