@@ -152,6 +152,37 @@ def null_directions(model, pen, K, D):
 LEVERAGE_ONE_TOL = 1e-10
 
 
+def available_memory():
+    """Bytes of memory available to this process (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover - other POSIX systems
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return None
+
+
+def check_answer_size(shape, what):
+    """Refuse, before any work, an answer of float64 ``shape`` that cannot fit in memory."""
+    need = 8 * int(np.prod(shape, dtype=np.float64))
+    have = available_memory()
+    if have is not None and need > have:
+        raise MemoryError(
+            f"{what} would return an array of shape {tuple(int(v) for v in shape)}: "
+            f"{need / 2**30:.1f} GiB, but {have / 2**30:.1f} GiB of memory is available. Ask "
+            "for fewer test rows at a time, reduce it as you go (aggregate_influence, "
+            "most_influential / top_k keep the k largest), or fit on a dask array (lazy, "
+            "blockwise results)."
+        )
+
+
 def _warn_unidentified(mask, what):
     if np.any(mask):
         warnings.warn(
@@ -531,11 +562,16 @@ class InfluenceMixin:
                 raise ValueError("kind='newton' is not available for models fitted on dask "
                                  "arrays; use kind='remove'.")
             return state.influence_on_loss(self._gradients(state, X_test, Y_test), kind)
+        check_answer_size((X_test.shape[0], state.n), "influence_on_loss")
         if kind == "newton":
-            out = np.empty((X_test.shape[0], state.n))
-            for rows in row_chunks(state.n, state.P * state.K):
+            m, K = X_test.shape[0], state.K
+            out = np.empty((m, state.n))
+            Phi_t = self._test_features(state, X_test)
+            # per training row: its K solves (P floats each) and its m x K test outputs
+            # with the loss's temporaries -- bounded like the first-order kind
+            for rows in row_chunks(state.n, state.P * K + 8 * m * K):
                 steps = self._newton_steps(state, rows)
-                out[:, rows] = self._loss_after_steps(state, X_test, Y_test, steps)
+                out[:, rows] = self._loss_after_steps(state, Phi_t, Y_test, steps)
             _warn_unidentified(np.isnan(out).all(axis=0), "training rows have")
             return out
         Gt = self._gradients(state, X_test, Y_test)
@@ -643,6 +679,7 @@ class InfluenceMixin:
         """
         self._check_kind(kind)
         state = self._in_memory(self._state(), "influence_on_params")
+        check_answer_size((state.n, state.P), "influence_on_params")
         out = np.empty((state.n, state.P))
         for rows in row_chunks(state.n, state.P):
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
@@ -796,6 +833,7 @@ class InfluenceMixin:
 
         model, K, d, D = state.model, state.K, state.d, state.D
         X = self._fit_X
+        check_answer_size((S.shape[1], state.n, X.shape[1]), "perturbation_influence")
         W = np.asarray(model.coef)
         b = np.zeros(K) if model.intercept is None else np.asarray(model.intercept)
         out = np.empty((S.shape[1], state.n, X.shape[1]))
@@ -842,11 +880,18 @@ class InfluenceMixin:
         coef[flat] = np.nan
         return np.einsum("kdil,il->ikd", S, coef).reshape(c_rows, K * D)
 
-    def _loss_after_steps(self, state, X_test, Y_test, steps):
-        """Test losses at ``theta_hat + step`` for every step: shape (m, len(steps))."""
+    @staticmethod
+    def _test_features(state, X_test):
+        """``[phi(x), 1]`` of the test rows, dense: shape (m, D)."""
+        return _dense_augmented(state.model.features.transform(X_test), state.intercept)
+
+    def _loss_after_steps(self, state, Phi_t, Y_test, steps):
+        """Test losses at ``theta_hat + step`` for every step: shape (m, len(steps)).
+
+        ``Phi_t`` are the test rows' augmented features (:meth:`_test_features`).
+        """
         K, D = state.K, state.D
         model = state.model
-        Phi_t = _dense_augmented(model.features.transform(X_test), state.intercept)
         F0 = Phi_t @ state.Theta.T  # (m, K)
         dF = (Phi_t @ steps.reshape(-1, D).T).reshape(len(Phi_t), len(steps), K)
         F = (F0[:, None, :] + dF).reshape(-1, K)
@@ -898,6 +943,7 @@ class InfluenceMixin:
             full = self.influence_on_loss(X_test, y_test, kind="remove")
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])
         X_test, Y_test = self._validate_test(X_test, y_test)
+        Phi_test = self._test_features(state, X_test)
         K, D = state.K, state.D
         out = []
         for g in groups:  # a loop over groups; each group is one block solve
@@ -915,7 +961,7 @@ class InfluenceMixin:
                 step = np.full(S.shape[0], np.nan)  # the rest leaves the model unidentified
             else:
                 step = S @ np.linalg.solve(lhs, rhs)
-            out.append(self._loss_after_steps(state, X_test, Y_test, step[None, :])[:, 0])
+            out.append(self._loss_after_steps(state, Phi_test, Y_test, step[None, :])[:, 0])
         out = np.column_stack(out)
         _warn_unidentified(np.isnan(out).all(axis=0), "groups have")
         return out

@@ -231,3 +231,35 @@ def test_bad_damping_set_after_fit_is_refused(cancer, damping):
         clf.set_params(damping=damping).self_influence()
     with pytest.raises(ValueError, match="damping"):
         explain(clf.set_params(damping=0.0), damping=damping)
+
+
+def test_newton_kind_memory_is_bounded_like_the_first_order_kind():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(40_200, 10, random_state=0)
+    clf = InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X[:40_000],
+                                                                               y[:40_000])
+    clf.self_influence()  # factor H outside the measurement
+    peaks = {}
+    for kind in ("remove", "newton"):
+        tracemalloc.start()
+        out = clf.influence_on_loss(X[40_000:], y[40_000:], kind=kind)
+        peaks[kind] = tracemalloc.get_traced_memory()[1] / out.nbytes
+        tracemalloc.stop()
+        del out
+    # the answer is 200 x 40,000 floats; before chunking by test rows newton took 5x
+    assert peaks["newton"] <= max(1.2 * peaks["remove"], 1.5), peaks
+
+
+def test_an_answer_that_cannot_fit_is_refused_before_any_work(cancer, monkeypatch):
+    import skinfluence._mixin as mixin
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    monkeypatch.setattr(mixin, "available_memory", lambda: 10_000)  # 10 kB left
+    for call in (lambda: clf.influence_on_loss(Xt, yt, kind="newton"),
+                 lambda: clf.influence_on_params(),
+                 lambda: clf.perturbation_influence(Xt[:5], yt[:5])):
+        with pytest.raises(MemoryError, match=r"GiB.*fewer test rows"):
+            call()
+    assert clf.self_influence().shape == (len(y),)  # an answer of n floats is not refused
