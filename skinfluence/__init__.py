@@ -1,7 +1,12 @@
 """skinfluence: influence functions (Koh & Liang, 2017) for scikit-learn estimators."""
 
 from ._mixin import InfluenceMixin, InfluenceModel, StationarityReport
-from .exceptions import InfluenceNotDefinedError, SingularHessianError, StationarityWarning
+from .exceptions import (
+    DampingWarning,
+    InfluenceNotDefinedError,
+    SingularHessianError,
+    StationarityWarning,
+)
 from ._dask import most_influential, top_k
 from .explain import Explanation, explain
 from .linear_model import InfluenceLogisticRegression, InfluenceRidge
@@ -41,4 +46,5 @@ __all__ = [
     "InfluenceNotDefinedError",
     "SingularHessianError",
     "StationarityWarning",
+    "DampingWarning",
 ]

@@ -44,7 +44,7 @@ from .curvature import (
     row_chunks,
     sample_gradients,
 )
-from .exceptions import SingularHessianError, StationarityWarning
+from .exceptions import DampingWarning, SingularHessianError, StationarityWarning
 from ._frames import (
     check_test_rows,
     index_of,
@@ -183,6 +183,33 @@ def check_answer_size(shape, what):
         )
 
 
+#: ``damping`` above this share of the smallest curvature is reported.
+DAMPING_SHARE_WARN = 0.01
+
+
+def _check_damping_share(solver, damping, P):
+    """Warn when ``damping`` makes up a material share of H's smallest curvature.
+
+    ``lambda_min(H + damping I)`` from a few inverse power iterations on the
+    factor already computed (``P^2`` each).
+    """
+    v = np.random.default_rng(0).standard_normal(P)
+    for _ in range(30):
+        w = solver.solve(v / np.linalg.norm(v))
+        v = w
+    lam_min = 1.0 / np.linalg.norm(solver.solve(v / np.linalg.norm(v)))
+    share = damping / lam_min
+    if share > DAMPING_SHARE_WARN:
+        warnings.warn(
+            f"damping={damping:g} is {share:.0%} of the smallest curvature of H + damping*I "
+            f"({lam_min:.2e}): along that direction influence differs from the undamped "
+            "answer by up to that much (and without damping it may not exist). Prefer a "
+            "penalty (a smaller C, a larger alpha) if the model should be regularised.",
+            DampingWarning,
+            stacklevel=4,
+        )
+
+
 def _warn_unidentified(mask, what):
     if np.any(mask):
         warnings.warn(
@@ -281,6 +308,8 @@ class _InfluenceState(ParameterLayout):
         self.solver = resolve_solver(getattr(est, "influence_solver", "auto"), self.P).build(
             self.op
         )
+        if damping > 0 and isinstance(self.solver, DirectSolver):
+            _check_damping_share(self.solver, damping, self.P)
         self.grad = objective_gradient(
             self.Phi, self.G, s, n, self.intercept, pen, Theta
         ).ravel()

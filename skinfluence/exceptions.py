@@ -2,7 +2,9 @@
 
 import numpy as np
 
-__all__ = ["SingularHessianError", "StationarityWarning", "InfluenceNotDefinedError"]
+__all__ = [
+    "SingularHessianError", "StationarityWarning", "InfluenceNotDefinedError", "DampingWarning",
+]
 
 
 class SingularHessianError(np.linalg.LinAlgError):
@@ -23,4 +25,13 @@ class StationarityWarning(UserWarning):
     Influence functions assume the gradient of the training objective vanishes
     at the fitted parameters. Refit with a smaller ``tol`` (and a larger
     ``max_iter``), or a second-order solver such as ``solver="newton-cholesky"``.
+    """
+
+
+class DampingWarning(UserWarning):
+    """``damping`` is a material part of the Hessian's curvature.
+
+    Influence with ``H + damping * I`` then differs from the undamped answer by
+    up to the share of the smallest curvature that the damping makes up (and
+    the undamped answer may not exist at all).
     """

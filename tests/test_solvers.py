@@ -1,5 +1,6 @@
 """Inverse-Hessian solvers, sparse input and bounded memory."""
 
+import re
 import tracemalloc
 import warnings
 
@@ -263,3 +264,18 @@ def test_an_answer_that_cannot_fit_is_refused_before_any_work(cancer, monkeypatc
         with pytest.raises(MemoryError, match=r"GiB.*fewer test rows"):
             call()
     assert clf.self_influence().shape == (len(y),)  # an answer of n floats is not refused
+
+
+def test_material_damping_is_reported(cancer):
+    from skinfluence import DampingWarning
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    lam_min = np.linalg.eigvalsh(clf.hessian())[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DampingWarning)
+        clf.set_params(damping=1e-4 * lam_min).self_influence()  # 0.01%: silent
+    with pytest.warns(DampingWarning, match=r"of the smallest curvature") as record:
+        clf.set_params(damping=lam_min).self_influence()
+    # damping / (lam_min + damping) = 50%, from a few inverse power iterations
+    assert re.search(r"is (4[5-9]|5[0-5])% of", str(record[0].message))
