@@ -169,6 +169,61 @@ def available_memory():
         return None
 
 
+#: Largest magnitude accepted in the rows: squares and products of larger values
+#: overflow float64 (about 1.3e154 squared).
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitude(X, what="X"):
+    """Refuse values whose squares overflow float64 (NaN is refused by validation)."""
+    if is_dask(X):
+        return
+    if sp.issparse(X):
+        if X.format not in ("csr", "csc", "coo", "bsr"):
+            return  # other formats are converted (and checked) after validation
+        values = X.data
+    else:
+        values = X
+    if not isinstance(values, np.ndarray):  # lists, DataFrames: their numbers, if any
+        try:
+            values = np.asarray(values)
+        except (TypeError, ValueError):
+            return  # ragged and the like: validation refuses them with its own message
+    if values.dtype.kind != "f" or not values.size:
+        return  # integers cannot overflow here; strings, complex: validation refuses them
+    with np.errstate(invalid="ignore"):
+        largest = max(abs(float(np.nanmax(values))), abs(float(np.nanmin(values))))
+    if largest > MAX_MAGNITUDE:
+        raise ValueError(
+            f"{what} contains values larger than {MAX_MAGNITUDE:.0e} in magnitude (up to "
+            f"{largest:.1e}): their squares overflow float64. Rescale the features (e.g. "
+            "StandardScaler) or fix the data."
+        )
+
+
+def check_labels(y, what="y"):
+    """Refuse missing class labels (None / NaN) before scikit-learn sorts them."""
+    if y is None:
+        return  # the estimator says that y is required
+    values = np.asarray(y) if not hasattr(y, "dtype") else y
+    if getattr(values, "dtype", None) is not None and values.dtype == object:
+        missing = sum(1 for v in np.ravel(np.asarray(values, dtype=object))
+                      if v is None or (isinstance(v, float) and v != v))
+        if missing:
+            raise ValueError(f"{what} contains {missing} missing label(s) (None or NaN); drop "
+                             "those rows or give them their class.")
+
+
+def check_outputs(F):
+    """The model's outputs on some rows, refused when they overflow float64."""
+    if not np.all(np.isfinite(F)):
+        raise ValueError(
+            "The model's outputs on these rows overflow float64 (the features are too large "
+            "for its coefficients); rescale the features or fix the data."
+        )
+    return F
+
+
 def check_answer_size(shape, what):
     """Refuse, before any work, an answer of float64 ``shape`` that cannot fit in memory."""
     need = 8 * int(np.prod(shape, dtype=np.float64))
@@ -424,7 +479,15 @@ class InfluenceMixin:
         classes = self.classes_
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("y contains NaN or infinity; pass the true class labels.")
-        idx = np.searchsorted(classes, y)
+        check_labels(y)
+        try:
+            idx = np.searchsorted(classes, y)
+        except TypeError as exc:  # labels of another type than classes_ (e.g. str vs int)
+            kinds = sorted({type(v).__name__ for v in y.tolist()})
+            raise ValueError(
+                f"y holds labels of type {kinds} that cannot be compared with the classes "
+                f"{classes.tolist()}; pass labels from classes_."
+            ) from exc
         idx_clipped = np.clip(idx, 0, len(classes) - 1)
         unseen = classes[idx_clipped] != y
         if np.any(unseen):
@@ -447,6 +510,7 @@ class InfluenceMixin:
         """
         # A private copy of whatever the caller could still edit: influence must not
         # change behind their back when they modify the arrays they passed to fit.
+        check_magnitude(X, "X")
         self._fit_X = _private(X, X_raw)
         self._fit_Y = Y
         self._fit_s = np.array(s, dtype=np.float64)
@@ -477,9 +541,7 @@ class InfluenceMixin:
                 f"This {type(self).__name__} was fitted without its training data "
                 "being stored; refit it with its own `fit` to compute influence."
             )
-        if getattr(self, "_parameter_constraints", None):
-            # parameters set after fit (set_params(damping=-1)) are refused here too
-            self._validate_params()
+        self._check_params()
         self._check_influence_supported()
         # any parameter may change the influence model (damping, solver, a
         # smooth-hinge influence_t...): key the cache on all of them
@@ -502,11 +564,17 @@ class InfluenceMixin:
             cache[key] = state
         return cache[key]
 
+    def _check_params(self):
+        """Parameters set after fit (``set_params(damping=-1)``) are refused at use."""
+        if getattr(self, "_parameter_constraints", None):
+            self._validate_params()
+
     def _validate_test(self, X, y):
         check_test_rows(X, y)
         X = validate_data(
             self, X, reset=False, accept_sparse="csr", dtype=np.float64
         )
+        check_magnitude(X, "X")
         if y is None:
             raise ValueError("y is required: influence on the loss needs the labels.")
         y = np.asarray(y)
@@ -517,7 +585,7 @@ class InfluenceMixin:
     def _gradients(self, state, X, Y):
         model = state.model
         Phi = model.features.transform(X)
-        F = self._outputs(model, Phi, state.identity)
+        F = check_outputs(self._outputs(model, Phi, state.identity))
         G = output_derivatives(model.loss, Y, F, order=1)
         return sample_gradients(Phi, G, state.intercept)
 
@@ -823,10 +891,11 @@ class InfluenceMixin:
         """
         # needs no Hessian: retraining checks call it on every refit
         check_is_fitted(self)
+        self._check_params()
         self._check_influence_supported()
         model = self._influence_model()
         X, Y = self._validate_test(X, y)
-        F = self._outputs(model, model.features.transform(X), IdentityFeatures())
+        F = check_outputs(self._outputs(model, model.features.transform(X), IdentityFeatures()))
         return np.asarray(model.loss.value(Y, F))
 
     def perturbation_influence(self, X_test, y_test):
@@ -956,6 +1025,9 @@ class InfluenceMixin:
         ndarray of shape (n_test, n_groups)
         """
         names = list(groups) if isinstance(groups, dict) else None
+        if names is None and (isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__")):
+            raise TypeError(f"groups must be a list or dict of row selections (positions, "
+                            f"masks or labels); got {type(groups).__name__}.")
         groups = list(groups.values()) if names is not None else list(groups)
         out = self._group_influence(X_test, y_test, groups, kind)
         if not as_frame:
@@ -1005,6 +1077,7 @@ class InfluenceMixin:
         """
         # needs no Hessian: only the fitted parameters
         check_is_fitted(self)
+        self._check_params()
         self._check_influence_supported()
         layout = ParameterLayout()
         layout._set_layout(self._influence_model())

@@ -25,6 +25,7 @@ refit only the final step, on the rows as it saw them.
 """
 
 import copy
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -210,7 +211,9 @@ class Explanation(BaseEstimator):
         -------
         self : Explanation
         """
-        if self.damping is not None and not (np.isfinite(self.damping) and self.damping >= 0):
+        if self.damping is not None and not (
+                isinstance(self.damping, Real) and not isinstance(self.damping, bool)
+                and np.isfinite(self.damping) and self.damping >= 0):
             raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}.")
         pre, final = _unwrap(self.estimator)
         preprocessor = _preprocessor(pre)
@@ -409,6 +412,9 @@ class Explanation(BaseEstimator):
             return positions_of(g, self.train_index_, self.n_train_, "group rows")
         if isinstance(groups, dict):
             return {k: resolve(g) for k, g in groups.items()}
+        if isinstance(groups, (str, bytes)) or not hasattr(groups, "__iter__"):
+            raise TypeError(f"groups must be a list or dict of row selections (positions, "
+                            f"masks or labels); got {type(groups).__name__}.")
         return [resolve(g) for g in groups]
 
     def loss_values(self, X, y):

@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._mixin import InfluenceMixin, InfluenceModel
+from ._mixin import InfluenceMixin, InfluenceModel, check_labels, check_magnitude
 from .exceptions import InfluenceNotDefinedError
 from ._dask import is_dask
 from ._utils import effective_weights
@@ -172,6 +172,8 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
                                     min(self.tol, 1e-10), max(self.max_iter, 50))
             self.n_iter_ = np.array([n_iter], dtype=np.int32)
             return self
+        check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
+        check_labels(y)
         super().fit(X, y, sample_weight=sample_weight)
         X_raw, y_raw = X, y
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
@@ -332,6 +334,10 @@ class InfluenceRidge(InfluenceMixin, Ridge):
         -------
         self : object
         """
+        check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
+        if sample_weight is not None and np.any(np.asarray(sample_weight, dtype=float) < 0):
+            raise ValueError("sample_weight has negative values; Ridge's least squares (and "
+                             "influence) need weights >= 0.")
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)

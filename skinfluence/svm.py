@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._mixin import InfluenceMixin, InfluenceModel
+from ._mixin import InfluenceMixin, InfluenceModel, check_labels, check_magnitude
 from ._optimize import fit_newton
 from ._dask import is_dask
 from ._utils import effective_weights
@@ -84,7 +84,9 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
             self.feature_map_ = IdentityFeatures()
             return self
         X_raw, y_raw = X, y
+        check_labels(y)
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
+        check_magnitude(X, "X")
         check_classification_targets(y)
         classes = np.unique(y)
         if len(classes) < 2:
