@@ -152,7 +152,7 @@ def positions_of(rows, index, n, what="rows"):
             )
         pos = index.get_indexer(g) if index.is_unique else np.full(len(g), -2)
         if np.any(pos < 0):
-            missing = [v for v, p in zip(g, pos) if p < 0][:3]
+            missing = [v for v, p in zip(g.tolist(), pos) if p < 0][:3]
             raise ValueError(
                 f"{what.capitalize()} {missing} are not labels of training rows (labels "
                 "must be unique); pass labels from the training index, positions or a mask."
