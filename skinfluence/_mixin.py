@@ -564,6 +564,20 @@ class InfluenceMixin:
             cache[key] = state
         return cache[key]
 
+    def _validate_rows(self, X):
+        """Test rows without labels, validated as ``predict`` does."""
+        check_test_rows(X)
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        check_magnitude(X, "X")
+        return X
+
+    @staticmethod
+    def _outputs_at(Phi, Theta, intercept):
+        """Outputs ``[phi, 1] Theta^T`` for parameters in the internal ``(K, D)`` layout."""
+        d = Phi.shape[1]
+        F = np.asarray(Phi @ Theta[:, :d].T)
+        return F + Theta[:, d][None, :] if intercept else F
+
     def _check_params(self):
         """Parameters set after fit (``set_params(damping=-1)``) are refused at use."""
         if getattr(self, "_parameter_constraints", None):
@@ -758,11 +772,15 @@ class InfluenceMixin:
         the derivative of the refitted parameters with respect to the weight of
         an added copy of ``z_i``. ``kind="remove"`` returns the first-order
         predicted change of the parameters when ``z_i`` is removed,
-        ``-(s_i / n) * I_up,params(z_i)``.
+        ``-(s_i / n) * I_up,params(z_i)``. ``kind="newton"`` returns the
+        one-step change with the row's own curvature taken out of H (the
+        leverage correction), ``theta_-i - theta_hat``: statsmodels'
+        ``GLMInfluence.d_params`` is its negative (with the constant first), and
+        for a quadratic loss it is the exact leave-one-out change.
 
         Parameters
         ----------
-        kind : {"upweight", "remove"}, default="upweight"
+        kind : {"upweight", "remove", "newton"}, default="upweight"
         as_frame : bool, default=False
             Return a DataFrame indexed by the training rows' labels, with the
             parameters' names as columns (``age``, ``intercept``; ``class:age``
@@ -774,19 +792,25 @@ class InfluenceMixin:
             Columns follow ``theta = (coef_.ravel(), intercept_)``; the intercept
             columns are present only with ``fit_intercept=True``.
         """
-        self._check_kind(kind)
+        self._check_kind(kind, ("upweight", "remove", "newton"))
         state = self._in_memory(self._state(), "influence_on_params")
         check_answer_size((state.n, state.P), "influence_on_params")
         out = np.empty((state.n, state.P))
+        if kind == "newton":
+            for rows in row_chunks(state.n, state.P * state.K):
+                out[rows] = self._newton_steps(state, rows)[:, state.perm]
+            _warn_unidentified(np.isnan(out).all(axis=1), "training rows have")
+            return self._params_frame(out) if as_frame else out
         for rows in row_chunks(state.n, state.P):
             Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
             out[rows] = -state.solve_many(Gi.T).T[:, state.perm]
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
-        if as_frame:
-            return label_matrix(out, self._fit_index, self.parameter_names(), "train_row",
-                                "parameter")
-        return out
+        return self._params_frame(out) if as_frame else out
+
+    def _params_frame(self, out):
+        return label_matrix(out, self._fit_index, self.parameter_names(), "train_row",
+                            "parameter")
 
     def parameter_names(self, feature_names=None):
         """Names of the parameters in ``theta`` order (``coef_.ravel()``, ``intercept_``).
@@ -1111,6 +1135,111 @@ class InfluenceMixin:
         StationarityReport
         """
         return self._state().stationarity
+
+    # ------------------------------------------------ predictions (beyond the paper)
+    def influence_on_prediction(self, X_test, *, kind="upweight", response_method="predict_proba",
+                                as_frame=False):
+        """Change of the model's output at each test row, for each training row.
+
+        The paper's influence on the loss needs the test labels; this is the
+        influence on what the model *says*: ``predict_proba`` (binary: the
+        probability of ``classes_[1]``), ``decision_function``, or ``predict``
+        for regressors. ``kind`` reads as everywhere: ``"upweight"`` is the
+        derivative ``J(x_test) I_up,params(z_i)``, ``"remove"`` the first-order
+        change when row ``i`` is removed, ``"newton"`` the change of the output
+        evaluated exactly at the one-step Newton parameters without the row
+        (exact for least squares).
+
+        Parameters
+        ----------
+        X_test : array-like of shape (n_test, n_features)
+        kind : {"upweight", "remove", "newton"}, default="upweight"
+        response_method : {"predict_proba", "decision_function", "predict"}
+        as_frame : bool, default=False
+            Two-dimensional results as a DataFrame labelled test rows x training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_test, n_train), or (n_test, n_train, n_classes) for
+        multiclass probabilities and decision values
+        """
+        from .predictions import influence_on_prediction
+
+        out = influence_on_prediction(self, X_test, kind=kind, response_method=response_method)
+        return self._labelled(out, test=(X_test,)) if as_frame and out.ndim == 2 else out
+
+    def influence_on_function(self, fn, X_test, *, kind="upweight", as_frame=False):
+        """Change of any differentiable function of the outputs on ``X_test``, per training row.
+
+        ``fn`` maps the model's outputs on the test rows -- shape ``(n_test, K)``:
+        log-odds of ``classes_[1]`` for binary logistic regression, one column
+        per class for multinomial, the prediction for regression -- to a number,
+        written with :mod:`autograd.numpy`. For example the mean predicted
+        probability over a subgroup, ``lambda F: anp.mean(1 / (1 + anp.exp(-F[..., 0])),
+        axis=-1)``, or the gap between two groups (pass both groups' rows and
+        index them). ``kind="newton"`` evaluates ``fn`` on a batch of shape
+        ``(rows, n_test, K)``, so write it with reductions over the last two axes.
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        from .predictions import influence_on_function
+
+        out = influence_on_function(self, fn, X_test, kind=kind)
+        return self._labelled(out, name=f"influence_{kind}") if as_frame else out
+
+    def _loo(self, method):
+        from .predictions import loo_outputs, respond
+
+        return respond(self, self._influence_model(), loo_outputs(self), method)
+
+    def loo_decision_function(self):
+        """Every training row's decision value from the model fitted without it.
+
+        One Newton step per row with its own curvature taken out of H (no
+        refits); exact for least squares. Rows of leverage 1 are NaN.
+        """
+        return self._loo("decision_function")
+
+    def loo_predict_proba(self):
+        """Every training row's class probabilities from the model fitted without it.
+
+        As :meth:`loo_decision_function`; shape (n_train, n_classes), like
+        ``predict_proba``.
+        """
+        return self._loo("predict_proba")
+
+    def loo_predict(self):
+        """Every training row's prediction from the model fitted without it."""
+        return self._loo("predict")
+
+    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1):
+        """``cross_val_predict`` from this one fit: Newton steps per fold, no refits.
+
+        For each of scikit-learn's folds (``cv`` as in
+        :func:`sklearn.model_selection.cross_val_predict`; default 5, stratified
+        for classifiers), the parameters fitted without the fold are estimated
+        by ``newton_steps`` Newton steps from the full fit -- the first with the
+        fold's curvature removed from H, no pass over the data -- and the fold's
+        rows are predicted there. Exact for least squares; for other losses
+        each further step brings it to the refits (see the README for the
+        measured error).
+
+        Parameters
+        ----------
+        method : {"predict", "predict_proba", "decision_function"}, default="predict"
+        cv : int, cross-validation generator or iterable, default=None
+        newton_steps : int, default=1
+
+        Returns
+        -------
+        ndarray, shaped as ``cross_val_predict(..., method=method)`` returns it
+        """
+        from .predictions import cross_val_outputs, respond
+
+        F = cross_val_outputs(self, cv, newton_steps=newton_steps)
+        return respond(self, self._influence_model(), F, method)
 
     def __getstate__(self):
         state = super().__getstate__()

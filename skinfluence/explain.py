@@ -435,6 +435,42 @@ class Explanation(BaseEstimator):
         check_is_fitted(self)
         return self.model_.stationarity()
 
+    # ------------------------------------------- influence on predictions
+    def influence_on_prediction(self, X_test, *, kind="upweight",
+                                response_method="predict_proba", as_frame=False):
+        """:meth:`InfluenceMixin.influence_on_prediction` on raw test rows."""
+        out = self.model_.influence_on_prediction(self.transform(X_test), kind=kind,
+                                                  response_method=response_method)
+        if as_frame and out.ndim == 2:
+            return label_matrix(out, self._test_index(X_test, None), self.train_index_)
+        return out
+
+    def influence_on_function(self, fn, X_test, *, kind="upweight", as_frame=False):
+        """:meth:`InfluenceMixin.influence_on_function` on raw test rows."""
+        out = self.model_.influence_on_function(fn, self.transform(X_test), kind=kind)
+        return label_vector(out, self.train_index_, f"influence_{kind}") if as_frame else out
+
+    def loo_decision_function(self):
+        """:meth:`InfluenceMixin.loo_decision_function` of the final model."""
+        check_is_fitted(self)
+        return self.model_.loo_decision_function()
+
+    def loo_predict_proba(self):
+        """:meth:`InfluenceMixin.loo_predict_proba` of the final model."""
+        check_is_fitted(self)
+        return self.model_.loo_predict_proba()
+
+    def loo_predict(self):
+        """:meth:`InfluenceMixin.loo_predict` of the final model."""
+        check_is_fitted(self)
+        return self.model_.loo_predict()
+
+    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1):
+        """:meth:`InfluenceMixin.approx_cross_val_predict` of the final model (the
+        preprocessing is held as fitted on all rows)."""
+        check_is_fitted(self)
+        return self.model_.approx_cross_val_predict(method, cv, newton_steps=newton_steps)
+
     # ---------------------------------------------------------- predictions
     def predict(self, X):
         """Predictions of the fitted thing on raw rows (as its ``predict``)."""

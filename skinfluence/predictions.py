@@ -1,0 +1,254 @@
+"""Influence on predictions, and approximate out-of-sample predictions from one fit.
+
+Beyond the paper's influence on the loss:
+
+- :func:`influence_on_prediction`: how each training row moves the model's
+  output at each test row -- a probability, a decision value or a regression
+  prediction -- first order (``"upweight"``, ``"remove"``) or by one Newton
+  step without the row (``"newton"``, the output evaluated exactly there).
+- :func:`influence_on_function`: the same for any differentiable function of
+  the outputs over a set of test rows (a subgroup's mean probability, a gap
+  between two groups).
+- :func:`loo_outputs`: every training row's output at the parameters refitted
+  without it, by one Newton step (exact for least squares) -- the
+  leave-one-out predictions that otherwise take ``n`` refits.
+- :func:`cross_val_outputs`: ``cross_val_predict``-style predictions from one
+  fit, with scikit-learn's folds: per fold, Newton steps from the full fit on
+  the objective without the fold (the first one from the full Hessian with the
+  fold's curvature removed).
+
+A small module over the fitted state of :class:`~skinfluence.InfluenceMixin`:
+it uses the state's solves, the per-row Newton steps and the model's loss, and
+nothing else.
+"""
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import elementwise_grad, grad
+
+from .curvature import hessian, objective_gradient, output_derivatives, row_chunks
+from .features import IdentityFeatures
+from .losses import LogLoss, SoftmaxLoss, SquaredLoss
+from .solvers import AUTO_DIRECT_MAX_PARAMS, DirectSolver
+
+__all__ = [
+    "influence_on_prediction",
+    "influence_on_function",
+    "loo_outputs",
+    "cross_val_outputs",
+    "RESPONSE_METHODS",
+]
+
+RESPONSE_METHODS = ("predict_proba", "decision_function", "predict")
+
+
+def response_function(est, model, response_method):
+    """``(r, squeeze)``: the model's response as an autograd function of its outputs.
+
+    ``r`` maps outputs ``F`` of shape ``(m, K)`` to responses ``(m, C)``;
+    ``squeeze`` says that ``C == 1`` is reported without its last axis.
+    """
+    classifier = hasattr(est, "classes_")
+    loss = model.loss
+    if response_method not in RESPONSE_METHODS:
+        raise ValueError(f"response_method must be one of {list(RESPONSE_METHODS)}; got "
+                         f"{response_method!r}.")
+    if response_method == "predict_proba":
+        if classifier and type(loss) is LogLoss:  # P(classes_[1])
+            return (lambda F: 1.0 / (1.0 + anp.exp(-F))), True
+        if classifier and type(loss) is SoftmaxLoss:
+            return (lambda F: anp.exp(F - anp.max(F, axis=-1, keepdims=True))
+                    / anp.sum(anp.exp(F - anp.max(F, axis=-1, keepdims=True)), axis=-1,
+                              keepdims=True)), False
+        raise ValueError(
+            f"{type(est).__name__} has no probabilities to differentiate (its loss is "
+            f"{type(loss).__name__}); use response_method='decision_function'."
+        )
+    if response_method == "predict" and classifier:
+        raise ValueError(
+            "A classifier's predict returns class labels, which do not change smoothly; use "
+            "response_method='predict_proba' or 'decision_function'."
+        )
+    if response_method == "decision_function" and not classifier:
+        raise ValueError("A regressor has no decision_function; use response_method='predict'.")
+    if response_method == "predict" and not isinstance(loss, SquaredLoss):
+        raise ValueError(f"predict is not a smooth output of {type(est).__name__}.")
+    return (lambda F: F), model.coef.shape[0] == 1
+
+
+def _test_outputs(est, state, X):
+    from ._mixin import _dense_augmented, check_outputs
+
+    Phi_t = _dense_augmented(state.model.features.transform(X), state.intercept)
+    return Phi_t, check_outputs(Phi_t @ state.Theta.T)
+
+
+def _response_jacobian(r, F0, C):
+    """``dr_c / dF_k`` for every test row: shape (m, C, K) (rows are independent)."""
+    m, K = F0.shape
+    out = np.empty((m, C, K))
+    for c in range(C):  # a loop over responses (classes), not rows
+        out[:, c, :] = elementwise_grad(lambda F, c=c: anp.sum(r(F)[:, c]))(F0)
+    return out
+
+
+def influence_on_prediction(est, X_test, *, kind="upweight", response_method="predict_proba"):
+    """Change of the model's response at each test row, for each training row.
+
+    See :meth:`InfluenceMixin.influence_on_prediction`; ``X_test`` are rows as
+    the estimator sees them.
+    """
+    from ._mixin import check_answer_size
+
+    est._check_kind(kind, ("upweight", "remove", "newton"))
+    state = est._in_memory(est._state(), "influence_on_prediction")
+    r, squeeze = response_function(est, state.model, response_method)
+    X = est._validate_rows(X_test)
+    Phi_t, F0 = _test_outputs(est, state, X)
+    R0 = np.asarray(r(F0))
+    m, C, K, D = len(F0), R0.shape[1], state.K, state.D
+    check_answer_size((m, state.n, C), "influence_on_prediction")
+    if kind == "newton":
+        out = np.empty((m, state.n, C))
+        for rows in row_chunks(state.n, state.P * K + 8 * m * max(K, C)):
+            steps = est._newton_steps(state, rows)
+            dF = (Phi_t @ steps.reshape(-1, D).T).reshape(m, -1, K)
+            R = np.asarray(r((F0[:, None, :] + dF).reshape(-1, K))).reshape(m, -1, C)
+            out[:, rows, :] = R - R0[:, None, :]
+    else:
+        # J_(t,c) = sum_k dr_c/df_k (e_k (x) phi~_t): one solve per test row and response
+        Dr = _response_jacobian(r, F0, C)
+        J = np.einsum("tck,td->kdtc", Dr, Phi_t).reshape(K * D, m * C)
+        S = state.solve_many(J)
+        out = est._train_dot(state, S, kind).reshape(m, C, state.n).transpose(0, 2, 1)
+    return out[:, :, 0] if squeeze else out
+
+
+def influence_on_function(est, fn, X_test, *, kind="upweight"):
+    """Change of ``fn(outputs on X_test)`` for each training row.
+
+    See :meth:`InfluenceMixin.influence_on_function`.
+    """
+    est._check_kind(kind, ("upweight", "remove", "newton"))
+    state = est._in_memory(est._state(), "influence_on_function")
+    X = est._validate_rows(X_test)
+    Phi_t, F0 = _test_outputs(est, state, X)
+    K, D = state.K, state.D
+    value = float(fn(F0))
+    if not np.isfinite(value):
+        raise ValueError(f"fn(outputs) is {value}; it must be a finite number.")
+    if kind == "newton":
+        out = np.empty(state.n)
+        m = len(F0)
+        for rows in row_chunks(state.n, state.P * K + 8 * m * K):
+            steps = est._newton_steps(state, rows)
+            dF = (Phi_t @ steps.reshape(-1, D).T).reshape(m, -1, K).transpose(1, 0, 2)
+            batch = np.asarray(fn(F0[None, :, :] + dF), dtype=float)
+            if batch.shape != (dF.shape[0],):
+                raise ValueError(
+                    "kind='newton' calls fn on a batch of outputs of shape (rows, m, K) and "
+                    f"needs one value per row; it returned shape {batch.shape}. Write fn with "
+                    "reductions over the last two axes (e.g. anp.mean(F[..., 0], axis=-1))."
+                )
+            out[rows] = batch - value
+        return out
+    dfn = np.asarray(grad(fn)(F0))  # (m, K)
+    S = state.solve_many(np.einsum("tk,td->kd", dfn, Phi_t).reshape(K * D, 1))
+    return est._train_dot(state, S, kind)[0]
+
+
+def loo_outputs(est):
+    """Every training row's outputs ``f(x_i)`` at the parameters fitted without it.
+
+    One Newton step per row with its own curvature taken out (exact for least
+    squares); NaN for rows of leverage 1. Shape (n_train, K).
+    """
+    from ._mixin import _dense_augmented, _warn_unidentified
+
+    state = est._in_memory(est._state(), "leave-one-out predictions")
+    K, D = state.K, state.D
+    out = np.empty((state.n, K))
+    for rows in row_chunks(state.n, state.P * K):
+        steps = est._newton_steps(state, rows).reshape(-1, K, D)
+        Phi_t = _dense_augmented(state.Phi[rows], state.intercept)
+        out[rows] = Phi_t @ state.Theta.T + np.einsum("ikd,id->ik", steps, Phi_t)
+    _warn_unidentified(np.isnan(out).any(axis=1), "training rows have")
+    return out
+
+
+def cross_val_outputs(est, cv=None, *, newton_steps=1):
+    """Outputs of every training row from the model fitted without its fold.
+
+    Parameters
+    ----------
+    est : fitted InfluenceMixin estimator
+    cv : int, cross-validation generator or iterable, default=None
+        As in :func:`sklearn.model_selection.cross_val_predict` (``None``: 5
+        folds, stratified for classifiers, not shuffled), so the folds are
+        scikit-learn's.
+    newton_steps : int, default=1
+        Newton steps per fold from the full fit. The first uses the full
+        Hessian with the fold's curvature removed (no pass over the data);
+        each further step re-evaluates the loss on the fold's complement, so
+        enough steps reproduce the refits to the Newton tolerance.
+
+    Returns
+    -------
+    ndarray of shape (n_train, K)
+    """
+    from sklearn.base import is_classifier
+    from sklearn.model_selection import check_cv
+
+    from ._mixin import _dense_augmented
+    from .curvature import sample_gradients
+
+    if isinstance(newton_steps, bool) or not isinstance(newton_steps, (int, np.integer)) \
+            or newton_steps < 1:
+        raise ValueError(f"newton_steps must be a positive integer; got {newton_steps!r}.")
+    state = est._in_memory(est._state(), "cross_val_outputs")
+    if state.P > AUTO_DIRECT_MAX_PARAMS:
+        raise ValueError(
+            f"Approximate cross-validation factors one {state.P} x {state.P} Hessian per "
+            f"fold; above {AUTO_DIRECT_MAX_PARAMS} parameters use "
+            "sklearn.model_selection.cross_val_predict."
+        )
+    y = est._fit_y
+    splitter = check_cv(5 if cv is None else cv, y, classifier=is_classifier(est))
+    n, K, D, P = state.n, state.K, state.D, state.P
+    model, op, ident = state.model, state.op, IdentityFeatures()
+    H_full = op.matrix(regularised=False)
+    flat = np.zeros((P, P)) if op.N is None else op.null_scale * (op.N @ op.N.T)
+    zeros = np.zeros(P)
+    out = np.empty((n, K))
+    for _, fold in splitter.split(np.zeros((n, 1)), y):
+        train = np.setdiff1d(np.arange(n), fold)
+        # the fold's part of H and of the gradient, at theta_hat
+        H_fold = hessian(ident, state.Phi[fold], op.A[fold], state.s[fold], n, state.intercept,
+                         zeros)
+        G_fold = sample_gradients(state.Phi[fold], state.G[fold], state.intercept)
+        grad = state.grad - state.s[fold] @ G_fold / n
+        Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(grad).reshape(K, D)
+        for _ in range(newton_steps - 1):
+            Phi = state.Phi[train]
+            F = est._outputs_at(Phi, Theta, state.intercept)
+            G, A = output_derivatives(model.loss, est._fit_Y[train], F)
+            g = objective_gradient(Phi, G, state.s[train], n, state.intercept, op.pen, Theta)
+            H = hessian(ident, Phi, A, state.s[train], n, state.intercept, op.pen) + flat
+            Theta = Theta - DirectSolver(H).solve(g.ravel()).reshape(K, D)
+        out[fold] = _dense_augmented(state.Phi[fold], state.intercept) @ Theta.T
+    return out
+
+
+def respond(est, model, F, method):
+    """Outputs ``F`` (n, K) as scikit-learn's ``predict_proba`` / ``decision_function`` /
+    ``predict`` would return them."""
+    if method == "predict" and hasattr(est, "classes_"):
+        classes = est.classes_
+        if F.shape[1] == 1:
+            return classes[(F[:, 0] > 0).astype(int)]
+        return classes[np.argmax(F, axis=1)]
+    r, squeeze = response_function(est, model, method)
+    R = np.asarray(r(F))
+    if method == "predict_proba" and squeeze:
+        return np.column_stack([1.0 - R[:, 0], R[:, 0]])
+    return R[:, 0] if squeeze else R
