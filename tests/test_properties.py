@@ -819,7 +819,7 @@ HESSIAN_FREE = ("loss_values", "loss_gradients", "explain().loss_values")
 _ALLOWED_KINDS = {
     "influence_on_loss": ("upweight", "remove", "newton"),
     "self_influence": ("upweight", "remove"),
-    "influence_on_params": ("upweight", "remove"),
+    "influence_on_params": ("upweight", "remove", "newton"),
     "group_influence_on_loss": ("remove", "newton"),
     "aggregate_influence": ("upweight", "remove"),
 }
