@@ -17,6 +17,7 @@ from .applications import (
     top_training_rows,
     training_set_attack,
 )
+from .label_issues import find_label_issues
 from .pipeline import PipelineInfluence
 from .svm import RBFSmoothHingeSVC, SmoothHingeSVC
 from .validation import RetrainingResult, retrain_without
@@ -43,6 +44,7 @@ __all__ = [
     "responsible_features",
     "training_set_attack",
     "label_audit",
+    "find_label_issues",
     "InfluenceNotDefinedError",
     "SingularHessianError",
     "StationarityWarning",

@@ -296,17 +296,19 @@ def _is_fitted(estimator):
 def label_audit(
     estimator, X, y, X_test, y_test, *, flip_fraction=0.1,
     check_fractions=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),
-    rankings=("self_influence", "train_loss", "random"), n_repeats=3, random_state=None,
-    progress=False,
+    rankings=("self_influence", "cv_self_confidence", "train_loss", "random"), n_repeats=3,
+    random_state=None, progress=False,
 ):
-    """Find flipped labels by checking training rows in three orders (paper §5.4).
+    """Find flipped labels by checking training rows in several orders (paper §5.4).
 
     For each repeat: flip the labels of a random ``flip_fraction`` of the
     training rows (to another class), fit the model on them, rank the rows for
     checking by self-influence (most negative ``I_up,loss(z_i, z_i)`` first), by
-    training loss (largest first) and at random; then for each fraction of rows
-    checked, fix the flipped labels found among them, refit and measure the
-    test accuracy.
+    out-of-sample self-confidence (the approximate 5-fold probability of the
+    row's own label, lowest first: confident learning's ranking, from the same
+    fit -- see :func:`skinfluence.find_label_issues`), by training loss (largest
+    first) and at random; then for each fraction of rows checked, fix the
+    flipped labels found among them, refit and measure the test accuracy.
 
     Parameters
     ----------
@@ -318,7 +320,7 @@ def label_audit(
     X_test, y_test : raw test rows and labels
     flip_fraction : float in (0, 1), default=0.1
     check_fractions : fractions of the training rows checked, each in [0, 1]
-    rankings : subset of {"self_influence", "train_loss", "random"}
+    rankings : subset of {"self_influence", "cv_self_confidence", "train_loss", "random"}
     n_repeats : int, default=3
     random_state : int, RandomState or None
     progress : bool, default=False
@@ -336,10 +338,10 @@ def label_audit(
     check_fractions = np.asarray(check_fractions, dtype=float)
     if check_fractions.ndim != 1 or np.any(~(check_fractions >= 0) | (check_fractions > 1)):
         raise ValueError("check_fractions must be fractions in [0, 1].")
-    unknown = set(rankings) - {"self_influence", "train_loss", "random"}
+    known = {"self_influence", "cv_self_confidence", "train_loss", "random"}
+    unknown = set(rankings) - known
     if unknown:
-        raise ValueError(f"Unknown rankings {sorted(unknown)}; choose from 'self_influence', "
-                         "'train_loss', 'random'.")
+        raise ValueError(f"Unknown rankings {sorted(unknown)}; choose from {sorted(known)}.")
     n_repeats = _check_k(n_repeats, "n_repeats")
     rng = check_random_state(random_state)
     y = np.asarray(y)
@@ -366,10 +368,13 @@ def label_audit(
             noisy[i] = rng.choice(classes[classes != y[i]])
         model = fit(noisy)
         scores = {
-            "self_influence": model.self_influence(),  # most negative first
-            "train_loss": -model.loss_values(X, noisy),
-            "random": rng.permutation(n).astype(float),
+            "self_influence": model.self_influence,  # most negative first
+            "cv_self_confidence": lambda: model.approx_cross_val_predict("predict_proba")[
+                np.arange(n), np.searchsorted(model.classes_, noisy)],
+            "train_loss": lambda: -model.loss_values(X, noisy),
         }
+        scores = {name: scores[name]() for name in rankings if name in scores}
+        scores["random"] = rng.permutation(n).astype(float)
         is_flipped = np.zeros(n, bool)
         is_flipped[flipped] = True
         for name in rankings:

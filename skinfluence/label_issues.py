@@ -1,0 +1,113 @@
+"""Find label issues from out-of-sample probabilities computed from one fit.
+
+Confident learning (Northcutt, Jiang & Chuang, JAIR 2021, the method behind
+cleanlab) needs out-of-sample predicted probabilities, usually from K refits
+(``cross_val_predict``). Here they come from the fitted model itself:
+:meth:`~skinfluence.InfluenceMixin.approx_cross_val_predict` (Newton steps per
+fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_proba`
+(one Newton step per row) -- one fit plus factorisations instead of K fits.
+"""
+
+import numpy as np
+
+from .explain import as_explanation
+
+__all__ = ["find_label_issues", "confident_learning_issues"]
+
+
+def confident_learning_issues(labels, pred_probs):
+    """Rows whose confidently predicted class differs from their label.
+
+    The off-diagonal of confident learning's *confident joint*: with per-class
+    thresholds ``t_k`` = the mean predicted probability of class ``k`` over the
+    rows labelled ``k``, a row's confident class is its most probable class
+    among those whose probability reaches their threshold; the row is an issue
+    when that class exists and is not its label (cleanlab's
+    ``filter_by="confident_learning"``).
+
+    Parameters
+    ----------
+    labels : ndarray of int of shape (n,)
+        Class indices ``0 .. K-1``.
+    pred_probs : ndarray of shape (n, K)
+        Out-of-sample predicted probabilities.
+
+    Returns
+    -------
+    ndarray of bool of shape (n,)
+    """
+    labels = np.asarray(labels)
+    P = np.asarray(pred_probs, dtype=float)
+    K = P.shape[1]
+    thresholds = np.array([P[labels == k, k].mean() if np.any(labels == k) else np.inf
+                           for k in range(K)])
+    above = P >= thresholds[None, :]
+    confident = np.argmax(np.where(above, P, -np.inf), axis=1)
+    return above.any(axis=1) & (confident != labels)
+
+
+def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=1):
+    """Training rows ranked most-suspicious first, with confident learning's issue set.
+
+    Parameters
+    ----------
+    fitted : fitted skinfluence classifier, Pipeline, search or Explanation
+        Anything :func:`skinfluence.explain` accepts (a classifier with
+        probabilities: logistic regression).
+    method : {"cv", "loo"}, default="cv"
+        Out-of-sample probabilities from approximate K-fold cross-validation
+        (``cv`` as in ``cross_val_predict``: 5 stratified folds by default,
+        ``newton_steps`` per fold) or approximate leave-one-out.
+    cv, newton_steps : see :meth:`InfluenceMixin.approx_cross_val_predict`
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per training row, most suspicious first (lowest
+        ``self_confidence``, the out-of-sample probability of its own label),
+        indexed by the training rows' labels, with columns ``label``,
+        ``self_confidence``, ``suggested_label`` (the most probable class out of
+        sample), ``is_issue`` (confident learning's off-diagonal) and
+        ``position`` (fit order).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skinfluence import InfluenceLogisticRegression, find_label_issues
+    >>> X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    >>> y.iloc[:5] = 1 - y.iloc[:5]  # five wrong labels
+    >>> pipe = make_pipeline(StandardScaler(),
+    ...                      InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-10))
+    >>> issues = find_label_issues(pipe.fit(X, y))
+    >>> sorted(issues.index[:5].tolist())
+    [0, 1, 2, 3, 4]
+    """
+    import pandas as pd
+
+    ex = as_explanation(fitted)
+    classes = getattr(ex, "classes_", None)
+    if classes is None:
+        raise ValueError("find_label_issues needs a classifier; this model is a regressor.")
+    model = ex.model_
+    if method == "cv":
+        P = model.approx_cross_val_predict("predict_proba", cv, newton_steps=newton_steps)
+    elif method == "loo":
+        P = model.loo_predict_proba()
+    else:
+        raise ValueError(f"method must be 'cv' or 'loo'; got {method!r}.")
+    y = np.asarray(ex.y_train_)
+    idx = np.searchsorted(classes, y)
+    own = P[np.arange(len(y)), idx]
+    issues = confident_learning_issues(idx, P)
+    order = np.argsort(own, kind="stable")
+    labels = ex.training_labels(order)
+    frame = pd.DataFrame({
+        "label": y[order],
+        "self_confidence": own[order],
+        "suggested_label": classes[np.argmax(P[order], axis=1)],
+        "is_issue": issues[order],
+        "position": order,
+    }, index=pd.Index(labels, name=getattr(ex.train_index_, "name", None) or "train_row"))
+    return frame
