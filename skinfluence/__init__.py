@@ -17,6 +17,7 @@ from .applications import (
     top_training_rows,
     training_set_attack,
 )
+from .flip_sets import FlipSet, smallest_flip_set
 from .label_issues import find_label_issues
 from .pipeline import PipelineInfluence
 from .svm import RBFSmoothHingeSVC, SmoothHingeSVC
@@ -45,6 +46,8 @@ __all__ = [
     "training_set_attack",
     "label_audit",
     "find_label_issues",
+    "smallest_flip_set",
+    "FlipSet",
     "InfluenceNotDefinedError",
     "SingularHessianError",
     "StationarityWarning",

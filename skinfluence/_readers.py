@@ -340,6 +340,10 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         """The estimator's predictions (rows as it sees them)."""
         return self.estimator.predict(X)
 
+    def decision_function(self, X):
+        """The estimator's decision values (rows as it sees them)."""
+        return self.estimator.decision_function(X)
+
     def score(self, X, y):
         """The estimator's score (rows as it sees them)."""
         return self.estimator.score(X, y)
