@@ -9,8 +9,8 @@ checked, averaged over ``--seeds`` seeds. Rankings:
 * ``self_influence``: most negative ``I_up,loss(z_i, z_i)`` first (the paper);
 * ``train_loss``: largest training loss first;
 * ``skinfluence``: :func:`skinfluence.find_label_issues` -- out-of-sample
-  self-confidence from approximate 5-fold cross-validation (one Newton step per
-  fold, scikit-learn's folds), from the one fit;
+  self-confidence from approximate 5-fold cross-validation (``--newton-steps``
+  per fold, default 2, scikit-learn's folds), from the one fit;
 * ``cleanlab``: cleanlab's self-confidence label-quality score on
   ``cross_val_predict(cv=5)`` probabilities (5 refits), as cleanlab recommends.
 
@@ -67,6 +67,7 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--newton-steps", type=int, default=2)
     args = parser.parse_args()
     fractions = (0.05, 0.1, 0.2)
     print(f"fraction of the flipped labels found when 5% / 10% / 20% of the rows are checked "
@@ -90,7 +91,7 @@ def main():
             runs["train_loss"] = (np.argsort(-model.loss_values(X, noisy), kind="stable"), 1,
                                   t_fit + time.perf_counter() - t0)
             t0 = time.perf_counter()
-            ranking = find_label_issues(model)["position"].to_numpy()
+            ranking = find_label_issues(model, newton_steps=args.newton_steps)["position"].to_numpy()
             runs["skinfluence"] = (ranking, 1, t_fit + time.perf_counter() - t0)
             t0 = time.perf_counter()
             probs = cross_val_predict(clone(EST), X, noisy, cv=5, method="predict_proba")

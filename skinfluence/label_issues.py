@@ -46,7 +46,7 @@ def confident_learning_issues(labels, pred_probs):
     return above.any(axis=1) & (confident != labels)
 
 
-def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=1):
+def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
     """Training rows ranked most-suspicious first, with confident learning's issue set.
 
     Parameters
@@ -59,6 +59,9 @@ def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=1):
         (``cv`` as in ``cross_val_predict``: 5 stratified folds by default,
         ``newton_steps`` per fold) or approximate leave-one-out.
     cv, newton_steps : see :meth:`InfluenceMixin.approx_cross_val_predict`
+        Two Newton steps per fold (the default) bring the probabilities to the
+        refits' within about 1e-6, so the ranking is the one five refits give;
+        one step is cheaper and differs by about 1e-3.
 
     Returns
     -------

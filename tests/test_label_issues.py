@@ -41,7 +41,7 @@ def test_finds_at_least_what_cleanlab_finds_with_five_refits(loader):
                                 kind="stable")  # cleanlab's self-confidence ranking
     ours = issues["position"].to_numpy()
     for fraction in (0.05, 0.1, 0.2):
-        assert _found(ours, flips, fraction) >= _found(cleanlab_order, flips, fraction) - 0.02
+        assert _found(ours, flips, fraction) >= _found(cleanlab_order, flips, fraction)
     # the thresholded set is confident learning's: most of it is real flips
     # (measured precision: breast_cancer 0.91 of 43 flagged, digits 0.60 of 222)
     assert np.isin(issues.loc[issues["is_issue"], "position"], flips).mean() > 0.5
