@@ -308,7 +308,9 @@ def label_audit(
     row's own label, lowest first: confident learning's ranking, from the same
     fit -- see :func:`skinfluence.find_label_issues`), by training loss (largest
     first) and at random; then for each fraction of rows checked, fix the
-    flipped labels found among them, refit and measure the test accuracy.
+    flipped labels found among them, refit and measure the test accuracy (one
+    refit per distinct set of fixed rows: rankings and fractions that find the
+    same flips share it).
 
     Parameters
     ----------
@@ -378,6 +380,7 @@ def label_audit(
         scores["random"] = rng.permutation(n).astype(float)
         is_flipped = np.zeros(n, bool)
         is_flipped[flipped] = True
+        accuracy = {(): model.score(X_test, y_test)}  # one refit per distinct set of fixes
         for name in rankings:
             order = np.argsort(scores[name], kind="stable")
             for frac in check_fractions:
@@ -385,8 +388,10 @@ def label_audit(
                 found = checked[is_flipped[checked]]
                 fixed = noisy.copy()
                 fixed[found] = y[found]
-                acc = model.score(X_test, y_test) if len(found) == 0 else fit(fixed).score(
-                    X_test, y_test)
+                key = tuple(np.sort(found).tolist())
+                if key not in accuracy:
+                    accuracy[key] = fit(fixed).score(X_test, y_test)
+                acc = accuracy[key]
                 records.append({
                     "repeat": rep, "ranking": name, "fraction_checked": float(frac),
                     "flips_found": len(found) / max(len(flipped), 1), "test_accuracy": acc,
