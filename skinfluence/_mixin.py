@@ -1126,7 +1126,7 @@ class InfluenceMixin:
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])
         X_test, Y_test = self._validate_test(X_test, y_test)
         Phi_test = self._test_features(state, X_test)
-        K, D = state.K, state.D
+        K = state.K
         out = []
         for g in groups:  # a loop over groups; each group is one block solve
             Phi_t = _dense_augmented(state.Phi[g], state.intercept)
