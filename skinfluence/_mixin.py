@@ -55,6 +55,7 @@ from ._frames import (
 )
 from ._dask import is_dask
 from .features import IdentityFeatures
+from ._optimize import _outputs as outputs_at
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
 
 __all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
@@ -198,21 +199,7 @@ def check_magnitude(X, what="X"):
     """Refuse values whose squares overflow float64 (NaN is refused by validation)."""
     if is_dask(X):
         return
-    if sp.issparse(X):
-        if X.format not in ("csr", "csc", "coo", "bsr"):
-            return  # other formats are converted (and checked) after validation
-        values = X.data
-    else:
-        values = X
-    if not isinstance(values, np.ndarray):  # lists, DataFrames: their numbers, if any
-        try:
-            values = np.asarray(values)
-        except (TypeError, ValueError):
-            return  # ragged and the like: validation refuses them with its own message
-    if values.dtype.kind != "f" or not values.size:
-        return  # integers cannot overflow here; strings, complex: validation refuses them
-    with np.errstate(invalid="ignore"):
-        largest = max(abs(float(np.nanmax(values))), abs(float(np.nanmin(values))))
+    largest = max((_largest(v) for v in _float_blocks(X)), default=0.0)
     if largest > MAX_MAGNITUDE:
         raise ValueError(
             f"{what} contains values larger than {MAX_MAGNITUDE:.0e} in magnitude (up to "
@@ -221,14 +208,42 @@ def check_magnitude(X, what="X"):
         )
 
 
+def _float_blocks(X):
+    """The float arrays holding ``X``'s numbers, without copying a table into one array."""
+    if sp.issparse(X):
+        if X.format in ("csr", "csc", "coo", "bsr"):
+            yield X.data  # other formats are converted (and checked) after validation
+        return
+    if isinstance(X, np.ndarray):
+        yield X
+        return
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame: column by column
+        for j in range(X.shape[1]):
+            column = np.asarray(X.iloc[:, j])
+            if column.dtype.kind == "f":
+                yield column
+        return
+    try:  # lists and the like: validation converts them anyway
+        yield np.asarray(X)
+    except (TypeError, ValueError):
+        return  # ragged: validation refuses it with its own message
+
+
+def _largest(values):
+    if values.dtype.kind != "f" or not values.size:
+        return 0.0  # integers cannot overflow here; strings, complex: validation refuses
+    with np.errstate(invalid="ignore"):
+        return max(abs(float(np.nanmax(values))), abs(float(np.nanmin(values))))
+
+
 def check_labels(y, what="y"):
     """Refuse missing class labels (None / NaN) before scikit-learn sorts them."""
     if y is None:
         return  # the estimator says that y is required
-    values = np.asarray(y) if not hasattr(y, "dtype") else y
-    if getattr(values, "dtype", None) is not None and values.dtype == object:
-        missing = sum(1 for v in np.ravel(np.asarray(values, dtype=object))
-                      if v is None or (isinstance(v, float) and v != v))
+    values = np.asarray(y)
+    if values.dtype == object:
+        # None, and NaN (the one value unequal to itself), compared in C, not a loop
+        missing = int(np.count_nonzero(np.equal(values, None) | (values != values)))
         if missing:
             raise ValueError(f"{what} contains {missing} missing label(s) (None or NaN); drop "
                              "those rows or give them their class.")
@@ -311,11 +326,11 @@ def _private(X, X_raw):
             np.may_share_memory(getattr(X, a), getattr(raw, a, None))
             for a in ("data", "indices", "indptr") if getattr(raw, a, None) is not None)
         return X.copy() if shared else X
-    try:
-        raw = X_raw if isinstance(X_raw, np.ndarray) else np.asarray(X_raw)
-    except (TypeError, ValueError):
-        return np.array(X, copy=True)
-    return np.array(X, copy=True) if np.may_share_memory(X, raw) else X
+    if not (isinstance(X_raw, np.ndarray) or hasattr(X_raw, "iloc")):
+        return X  # lists and the like were converted into a new array
+    shared = any(np.may_share_memory(X, block) for block in _float_blocks(X_raw)
+                 if block.dtype == X.dtype)
+    return np.array(X, copy=True) if shared else X
 
 
 def _group_positions(group, n, index=None):
@@ -452,7 +467,7 @@ class _InfluenceState(ParameterLayout):
         model = self.model
         Theta = self.Theta - step.reshape(self.K, self.D)
         try:
-            F = est._outputs_at(self.Phi, Theta, self.intercept)
+            F = outputs_at(self.Phi, Theta, self.intercept)
             G, A = output_derivatives(model.loss, est._fit_Y, F)
             pen = self.op.pen
             op = HessianOperator(self.Phi, A, self.s, self.intercept, pen, self.op.damping,
@@ -628,12 +643,12 @@ class InfluenceMixin:
         check_magnitude(X, "X")
         return X
 
-    @staticmethod
-    def _outputs_at(Phi, Theta, intercept):
-        """Outputs ``[phi, 1] Theta^T`` for parameters in the internal ``(K, D)`` layout."""
-        d = Phi.shape[1]
-        F = np.asarray(Phi @ Theta[:, :d].T)
-        return F + Theta[:, d][None, :] if intercept else F
+    def _fitted_model(self):
+        """The influence model of a fitted estimator, without building the Hessian."""
+        check_is_fitted(self)
+        self._check_params()
+        self._check_influence_supported()
+        return self._influence_model()
 
     def _check_params(self):
         """Parameters set after fit (``set_params(damping=-1)``) are refused at use."""
@@ -970,11 +985,7 @@ class InfluenceMixin:
         -------
         ndarray of shape (n_samples,)
         """
-        # needs no Hessian: retraining checks call it on every refit
-        check_is_fitted(self)
-        self._check_params()
-        self._check_influence_supported()
-        model = self._influence_model()
+        model = self._fitted_model()  # no Hessian: retraining checks call it on every refit
         X, Y = self._validate_test(X, y)
         F = check_outputs(self._outputs(model, model.features.transform(X), IdentityFeatures()))
         return np.asarray(model.loss.value(Y, F))
@@ -1006,16 +1017,18 @@ class InfluenceMixin:
         S = state.solve_many(self._gradients(state, X_test, Y_test).T)  # (P, m)
         return self._perturbation(state, S)
 
-    def _perturbation(self, state, S):
-        """``-grad_x [grad_theta l(z_i) . S[:, j]]`` for every training row: (m, n, p)."""
+    def _perturbation(self, state, S, train_rows=None):
+        """``-grad_x [grad_theta l(z_i) . S[:, j]]`` for every training row (or the
+        ``train_rows`` given, in that order): shape (m, n or len(train_rows), p)."""
         from autograd import elementwise_grad
 
         model, K, d, D = state.model, state.K, state.d, state.D
         X = self._fit_X
-        check_answer_size((S.shape[1], state.n, X.shape[1]), "perturbation_influence")
+        idx = np.arange(state.n) if train_rows is None else np.asarray(train_rows)
+        check_answer_size((S.shape[1], len(idx), X.shape[1]), "perturbation_influence")
         W = np.asarray(model.coef)
         b = np.zeros(K) if model.intercept is None else np.asarray(model.intercept)
-        out = np.empty((S.shape[1], state.n, X.shape[1]))
+        out = np.empty((S.shape[1], len(idx), X.shape[1]))
 
         def first(Y, F):
             return elementwise_grad(lambda F_: anp.sum(model.loss.value(Y, F_)))(F)
@@ -1029,9 +1042,10 @@ class InfluenceMixin:
                 g = first(Yc, anp.dot(Phi, W.T) + b)
                 return anp.sum(g * (anp.dot(Phi, SW.T) + Sb))
 
-            for rows in row_chunks(state.n, max(X.shape[1], state.P)):
+            for part in row_chunks(len(idx), max(X.shape[1], state.P)):
+                rows = idx[part] if train_rows is not None else part
                 Xc = X[rows].toarray() if sp.issparse(X) else np.asarray(X[rows])
-                out[j, rows] = -elementwise_grad(directional)(Xc, self._fit_Y[rows])
+                out[j, part] = -elementwise_grad(directional)(Xc, self._fit_Y[rows])
         return out
 
     def _newton_steps(self, state, rows):
@@ -1156,13 +1170,9 @@ class InfluenceMixin:
         ndarray of shape (n_samples, n_params)
             Columns in ``theta`` order (``coef_.ravel()``, then ``intercept_``).
         """
-        # needs no Hessian: only the fitted parameters
-        check_is_fitted(self)
-        self._check_params()
-        self._check_influence_supported()
-        layout = ParameterLayout()
-        layout._set_layout(self._influence_model())
-        layout.model, layout.identity = self._influence_model(), IdentityFeatures()
+        layout = ParameterLayout()  # no Hessian: only the fitted parameters
+        layout.model, layout.identity = self._fitted_model(), IdentityFeatures()
+        layout._set_layout(layout.model)
         X, Y = self._validate_test(X, y)
         return self._gradients(layout, X, Y)[:, layout.perm]
 

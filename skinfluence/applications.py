@@ -150,7 +150,7 @@ def responsible_features(fitted, X_test, y_test, *, top=20):
     S = state.solve_many(_summed_test_gradient(ex, state, X_test, y_test)[:, None])
     infl = model._train_dot(state, S, "remove")[0]
     rows = np.argsort(-np.abs(infl), kind="stable")[:top]
-    pert = model._perturbation(state, S)[0][rows]
+    pert = model._perturbation(state, S, rows)[0]  # only the rows it ranks
     values = np.abs(pert).mean(axis=0)
     try:
         import pandas as pd

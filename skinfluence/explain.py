@@ -81,6 +81,19 @@ def _n_rows(X):
     return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
+def _same_rows(A, B):
+    """Whether two row sets hold the same numbers (sparse ones compared as sparse)."""
+    if sp.issparse(A) or sp.issparse(B):
+        A, B = sp.csr_matrix(A, dtype=np.float64), sp.csr_matrix(B, dtype=np.float64)
+        if A.shape != B.shape:
+            return False
+        scale = max(abs(B).max(), np.finfo(float).tiny) if B.nnz else 1.0
+        diff = abs(A - B)
+        return bool(diff.nnz == 0 or diff.max() <= 1e-12 * scale)
+    A, B = np.asarray(A, dtype=np.float64), np.asarray(B)
+    return A.shape == B.shape and np.allclose(A, B, rtol=1e-12, atol=0.0, equal_nan=True)
+
+
 def _check_kept_rows(model, preprocessor, X=None, y=None):
     """Refuse training rows / labels that are not the ones ``model`` was fitted on.
 
@@ -106,11 +119,7 @@ def _check_kept_rows(model, preprocessor, X=None, y=None):
     if X is not None:
         try:
             Xt = preprocessor.transform(X) if preprocessor is not None else X
-            Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
-            kept = model._fit_X
-            kept = kept.toarray() if sp.issparse(kept) else np.asarray(kept)
-            same = Xt.shape == kept.shape and np.allclose(Xt, kept, rtol=1e-12, atol=0.0,
-                                                           equal_nan=True)
+            same = _same_rows(Xt, model._fit_X)
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"X is not the rows the model was fitted on: {exc}") from exc
         if not same:

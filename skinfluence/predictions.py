@@ -26,7 +26,14 @@ import autograd.numpy as anp
 import numpy as np
 from autograd import elementwise_grad, grad
 
-from .curvature import hessian, objective_gradient, output_derivatives, row_chunks
+from ._optimize import _outputs as outputs_at
+from .curvature import (
+    hessian,
+    objective_gradient,
+    output_derivatives,
+    row_chunks,
+    sample_gradients,
+)
 from .features import IdentityFeatures
 from .losses import LogLoss, SoftmaxLoss, SquaredLoss
 from .solvers import AUTO_DIRECT_MAX_PARAMS, DirectSolver
@@ -77,9 +84,9 @@ def response_function(est, model, response_method):
 
 
 def _test_outputs(est, state, X):
-    from ._mixin import _dense_augmented, check_outputs
+    from ._mixin import check_outputs
 
-    Phi_t = _dense_augmented(state.model.features.transform(X), state.intercept)
+    Phi_t = est._test_features(state, X)
     return Phi_t, check_outputs(Phi_t @ state.Theta.T)
 
 
@@ -199,9 +206,6 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     from sklearn.base import is_classifier
     from sklearn.model_selection import check_cv
 
-    from ._mixin import _dense_augmented
-    from .curvature import sample_gradients
-
     if isinstance(newton_steps, bool) or not isinstance(newton_steps, (int, np.integer)) \
             or newton_steps < 1:
         raise ValueError(f"newton_steps must be a positive integer; got {newton_steps!r}.")
@@ -221,21 +225,27 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     zeros = np.zeros(P)
     out = np.empty((n, K))
     for _, fold in splitter.split(np.zeros((n, 1)), y):
-        train = np.setdiff1d(np.arange(n), fold)
-        # the fold's part of H and of the gradient, at theta_hat
-        H_fold = hessian(ident, state.Phi[fold], op.A[fold], state.s[fold], n, state.intercept,
-                         zeros)
-        G_fold = sample_gradients(state.Phi[fold], state.G[fold], state.intercept)
-        grad = state.grad - state.s[fold] @ G_fold / n
-        Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(grad).reshape(K, D)
-        for _ in range(newton_steps - 1):
-            Phi = state.Phi[train]
-            F = est._outputs_at(Phi, Theta, state.intercept)
-            G, A = output_derivatives(model.loss, est._fit_Y[train], F)
-            g = objective_gradient(Phi, G, state.s[train], n, state.intercept, op.pen, Theta)
-            H = hessian(ident, Phi, A, state.s[train], n, state.intercept, op.pen) + flat
-            Theta = Theta - DirectSolver(H).solve(g.ravel()).reshape(K, D)
-        out[fold] = _dense_augmented(state.Phi[fold], state.intercept) @ Theta.T
+        # the fold's part of H and of the gradient at theta_hat, over bounded chunks
+        H_fold, g_fold = np.zeros((P, P)), np.zeros(P)
+        for part in row_chunks(len(fold), P):
+            rows = fold[part]
+            H_fold += hessian(ident, state.Phi[rows], op.A[rows], state.s[rows], n,
+                              state.intercept, zeros)
+            g_fold += state.s[rows] @ sample_gradients(state.Phi[rows], state.G[rows],
+                                                       state.intercept) / n
+        Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(
+            state.grad - g_fold).reshape(K, D)
+        if newton_steps > 1:
+            s = state.s.copy()
+            s[fold] = 0.0  # the objective without the fold: its rows weigh nothing
+            for _ in range(newton_steps - 1):
+                F = outputs_at(state.Phi, Theta, state.intercept)
+                G, A = output_derivatives(model.loss, est._fit_Y, F)
+                g = objective_gradient(state.Phi, G, s, n, state.intercept, op.pen, Theta)
+                H = hessian(ident, state.Phi, A, s, n, state.intercept, op.pen) + flat
+                Theta = Theta - DirectSolver(H).solve(g.ravel()).reshape(K, D)
+        for part in row_chunks(len(fold), D):
+            out[fold[part]] = outputs_at(state.Phi[fold[part]], Theta, state.intercept)
     return out
 
 

@@ -185,3 +185,16 @@ def test_answers_do_not_change_when_the_caller_edits_the_training_arrays(raw_can
     y[:5] = 1 - y[:5]
     sw[:5] = 0.0
     np.testing.assert_array_equal(clf.influence_on_loss(Xt[:3], yt[:3]), before)
+
+
+def test_explain_checks_sparse_training_rows_without_densifying(raw_cancer):
+    import scipy.sparse as sp
+
+    from skinfluence import explain
+
+    X, y, Xt, yt = raw_cancer
+    Xs = sp.csr_matrix(StandardScaler().fit_transform(X))
+    clf = InfluenceLogisticRegression(**TIGHT).fit(Xs, y)
+    assert explain(clf, Xs, y).n_train_ == len(y)
+    with pytest.raises(ValueError, match="not the rows"):
+        explain(clf, Xs[::-1], y)

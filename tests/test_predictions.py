@@ -154,3 +154,19 @@ def test_explanations_answer_prediction_questions_on_raw_rows(cancer):
     np.testing.assert_allclose(ex.influence_on_prediction(raw_t[:3]),
                                pipe[-1].influence_on_prediction(pipe[0].transform(raw_t[:3])))
     np.testing.assert_array_equal(ex.loo_predict(), pipe[-1].loo_predict())
+
+
+def test_influence_on_a_function_is_exact_for_least_squares(diabetes):
+    """Newton kind of a group's mean prediction against actual refits (exact for Ridge)."""
+    import autograd.numpy as anp
+
+    X, y, Xt, yt = diabetes
+    reg = InfluenceRidge(alpha=0.3).fit(X, y)
+
+    def mean_prediction(F):
+        return anp.mean(F[..., 0], axis=-1)
+
+    newton = reg.influence_on_function(mean_prediction, Xt, kind="newton")
+    for i in (4, 150):
+        actual = _refit_without(reg, i).predict(Xt).mean() - reg.predict(Xt).mean()
+        np.testing.assert_allclose(newton[i], actual, rtol=1e-8, atol=1e-10)
