@@ -85,6 +85,8 @@ def _quantity(ex, x_test, coef):
         top, runner = np.argsort(F)[::-1][:2]  # the margin of the predicted class
         return float(F[top] - F[runner]), dF[:, top] - dF[:, runner], "prediction"
     names = list(ex.parameter_names())
+    if isinstance(coef, str) and coef not in names:
+        raise ValueError(f"coef {coef!r} is not a parameter; the parameters are {names}.")
     j = names.index(coef) if isinstance(coef, str) else int(coef)
     if not 0 <= j < len(names):
         raise ValueError(f"coef must be a parameter name or position 0 .. {len(names) - 1}.")

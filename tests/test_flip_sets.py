@@ -61,5 +61,7 @@ def test_flip_sets_name_the_rows_of_a_pipeline(cancer):
     assert res.confirmed and list(res.labels) == [f"r{i}" for i in res.rows]
     with pytest.raises(ValueError, match="x_test"):
         smallest_flip_set(pipe)
+    with pytest.raises(ValueError, match="is not a parameter"):
+        smallest_flip_set(pipe, coef="nope")
     with pytest.raises(ValueError, match="max_fraction"):
         smallest_flip_set(pipe, test.iloc[[t]], max_fraction=0)
