@@ -10,6 +10,7 @@ from .exceptions import (
 from ._dask import most_influential, top_k
 from .explain import Explanation, explain
 from .linear_model import InfluenceLogisticRegression, InfluenceRidge
+from .glm import InfluenceGammaRegressor, InfluencePoissonRegressor, InfluenceTweedieRegressor
 from .applications import (
     aggregate_influence,
     label_audit,
@@ -30,6 +31,9 @@ __all__ = [
     "InfluenceModel",
     "InfluenceLogisticRegression",
     "InfluenceRidge",
+    "InfluencePoissonRegressor",
+    "InfluenceGammaRegressor",
+    "InfluenceTweedieRegressor",
     "explain",
     "most_influential",
     "top_k",

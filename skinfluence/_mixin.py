@@ -90,6 +90,15 @@ class InfluenceModel:
         Inverse regularisation strength; ``np.inf`` for no penalty.
     intercept_penalty : float
         L2 weight on the intercept relative to ``W`` (0: unpenalised).
+    penalty_share : bool
+        The estimator's objective is normalised by the total sample weight
+        (scikit-learn's GLMs: ``(1/sum s) sum_i s_i l_i + alpha/2 ||W||^2``), so
+        each training row carries the share ``s_i / sum s`` of the penalty:
+        removing or up-weighting a row changes the penalty too. The per-row term
+        whose weight is perturbed is then ``r_i = l_i + ||W||^2 / (2 C sum s)``
+        (see :meth:`_InfluenceState.train_gradients`); the test loss is still
+        ``l``. False (the default): the penalty is fixed, as in ``C sum s_i l_i
+        + 1/2 ||W||^2``.
     """
 
     loss: object
@@ -98,6 +107,7 @@ class InfluenceModel:
     intercept: object
     C: float
     intercept_penalty: float = 0.0
+    penalty_share: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,6 +399,10 @@ class _InfluenceState(ParameterLayout):
                 "Use a finite C, or set `damping` if you must."
             )
         pen = self.penalty_diagonal(model, n)
+        # the gradient of each row's share of the penalty (None: the penalty is fixed)
+        self.share = None
+        if model.penalty_share and np.any(pen) and s.sum() > 0:
+            self.share = self.share_at(pen, Theta)
 
         # Directions along which the objective is flat by construction
         # (softmax shift invariance): every gradient is orthogonal to them, so the
@@ -408,6 +422,28 @@ class _InfluenceState(ParameterLayout):
     def hessian(self):
         """``grad^2 R`` without damping (formed on request for matrix-free solvers)."""
         return self.op.matrix(regularised=False)
+
+    def share_at(self, pen, Theta):
+        """``grad ||W||^2 / (2 C sum s)``: one unit of weight's share of the penalty."""
+        return (pen * Theta.ravel()) * (self.n / self.s.sum())
+
+    def train_gradients(self, rows, G=None, share=None):
+        """Gradients of the training rows' perturbed terms, ``grad l_i`` plus their
+        share of the penalty when the estimator normalises by the total weight
+        (:class:`InfluenceModel`), shape ``(len(rows), P)``."""
+        G = self.G if G is None else G
+        Gi = sample_gradients(self.Phi[rows], G[rows], self.intercept)
+        share = self.share if share is None else share
+        if share is not None:
+            Gi += share[None, :]
+        return Gi
+
+    @property
+    def share_solved(self):
+        """``H^{-1}`` applied to the penalty share (cached)."""
+        if "_share_solved" not in self.__dict__:
+            self._share_solved = self.solver.solve(self.share[:, None])[:, 0]
+        return self._share_solved
 
     def solve_many(self, B):
         """``H^{-1} B`` for many right-hand sides, in bounded batches of columns."""
@@ -436,7 +472,7 @@ class _InfluenceState(ParameterLayout):
         n = self.n
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(n, size=min(n, size), replace=False))
-        Gi = sample_gradients(self.Phi[idx], self.G[idx], self.intercept)
+        Gi = self.train_gradients(idx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an approximate check is still a check
             S = solver.solve(np.column_stack([self.grad, Gi.T]))
@@ -475,11 +511,14 @@ class _InfluenceState(ParameterLayout):
             solver = DirectSolver(op.matrix())
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return np.nan
-        Gi = sample_gradients(self.Phi[idx], G[idx], self.intercept)
+        share = None if self.share is None else self.share_at(pen, Theta)
+        Gi = self.train_gradients(idx, G, share)
         S_star = solver.solve(Gi.T)
-        G_hat = sample_gradients(self.Phi[idx], self.G[idx], self.intercept)
-        self_hat = np.einsum("pc,cp->c", S, G_hat)
-        self_star = np.einsum("pc,cp->c", S_star, Gi)
+        # self-influence: the row's loss gradient against its perturbed term's solve
+        self_hat = np.einsum("pc,cp->c", S, sample_gradients(
+            self.Phi[idx], self.G[idx], self.intercept))
+        self_star = np.einsum("pc,cp->c", S_star, sample_gradients(
+            self.Phi[idx], G[idx], self.intercept))
         params = np.linalg.norm(S_star - S) / max(np.linalg.norm(S_star), np.finfo(float).tiny)
         own = np.linalg.norm(self_star - self_hat) / max(np.linalg.norm(self_star),
                                                          np.finfo(float).tiny)
@@ -770,6 +809,8 @@ class InfluenceMixin:
             out[:, rows] = directional_gradients(
                 state.Phi[rows], state.G[rows], S, state.intercept
             )
+        if state.share is not None:  # every row's share of the penalty
+            out += (state.share @ S)[:, None]
         np.negative(out, out=out)
         if kind == "remove":
             out *= self._removal_scale(state)[None, :]
@@ -833,6 +874,11 @@ class InfluenceMixin:
                 out[rows] = -np.einsum("pc,pc->c", V, V)
             else:  # iterative solvers: exact to their tolerance, batched solves
                 out[rows] = -np.einsum("cp,pc->c", Gi, state.solve_many(Gi.T))
+        if state.share is not None:  # -grad l_i . H^-1 (grad l_i + share)
+            for rows in row_chunks(state.n, max(state.Phi.shape[1], state.K)):
+                out[rows] -= directional_gradients(state.Phi[rows], state.G[rows],
+                                                   state.share_solved[:, None],
+                                                   state.intercept)[0]
         if kind == "remove":
             out *= self._removal_scale(state)
         return out
@@ -874,11 +920,36 @@ class InfluenceMixin:
             _warn_unidentified(np.isnan(out).all(axis=1), "training rows have")
             return self._params_frame(out) if as_frame else out
         for rows in row_chunks(state.n, state.P):
-            Gi = sample_gradients(state.Phi[rows], state.G[rows], state.intercept)
+            Gi = state.train_gradients(rows)
             out[rows] = -state.solve_many(Gi.T).T[:, state.perm]
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
         return self._params_frame(out) if as_frame else out
+
+    def cooks_distance(self, *, as_frame=False):
+        """Cook's distance of every training row.
+
+        ``D_i = n d_i^T H d_i / (P phi)`` with ``d_i`` the Newton parameter change
+        of removing row ``i`` (``influence_on_params(kind="newton")``), ``H`` the
+        Hessian of ``R``, ``P`` the number of parameters and ``phi`` the family's
+        dispersion (1 for logistic and Poisson models, else Pearson's estimate on
+        ``n - P`` degrees of freedom). Without a penalty it equals statsmodels'
+        ``GLMInfluence.cooks_distance`` (``OLSInfluence`` for least squares); rows
+        above about ``4 / n`` are worth a look. See :mod:`skinfluence.diagnostics`.
+
+        Parameters
+        ----------
+        as_frame : bool, default=False
+            Return a pandas Series indexed by the training rows' labels.
+
+        Returns
+        -------
+        ndarray of shape (n_train,)
+        """
+        from .diagnostics import cooks_distance
+
+        out = cooks_distance(self)
+        return self._labelled(out, name="cooks_distance") if as_frame else out
 
     def _params_frame(self, out):
         return label_matrix(out, self._fit_index, self.parameter_names(), "train_row",
@@ -1069,9 +1140,20 @@ class InfluenceMixin:
         # there is no Newton step (and no unique refit); NaN, never a finite guess
         flat = np.linalg.svd(lhs, compute_uv=False).min(axis=1) < LEVERAGE_ONE_TOL
         lhs[flat] = np.eye(K)
-        coef = np.linalg.solve(lhs, state.G[rows][:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
+        rhs = state.G[rows]
+        if state.share is not None:
+            # the penalty share e: c (H - c U A U^T)^{-1} (U g + e) = c H^-1 U (I - c A
+            # M)^{-1} (g + c A U^T u) + c u with u = H^-1 e (the share's own curvature,
+            # (s_i / sum s) of the penalty, stays in H: a relative O(s_i / sum s) error)
+            u = state.share_solved
+            v = Phi_t @ u.reshape(K, D).T  # (c, K): U_i^T u
+            rhs = rhs + c[:, :, 0] * np.einsum("ikl,il->ik", A, v)
+        coef = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
         coef[flat] = np.nan
-        return np.einsum("kdil,il->ikd", S, coef).reshape(c_rows, K * D)
+        steps = np.einsum("kdil,il->ikd", S, coef).reshape(c_rows, K * D)
+        if state.share is not None:
+            steps += c[:, :, 0] * u[None, :]
+        return steps
 
     @staticmethod
     def _test_features(state, X_test):
@@ -1152,11 +1234,16 @@ class InfluenceMixin:
             Cmat[np.arange(len(g)), :, np.arange(len(g)), :] = c[:, None, None] * state.op.A[g]
             Cmat = Cmat.reshape(len(g) * K, -1)
             rhs = (c[:, None] * state.G[g]).ravel()
+            if state.share is not None:  # as in _newton_steps, for the group
+                u = state.share_solved
+                rhs = rhs + c.sum() * (Cmat @ (U.T @ u))
             lhs = np.eye(len(rhs)) - Cmat @ M
             if np.linalg.svd(lhs, compute_uv=False).min() < LEVERAGE_ONE_TOL:
                 step = np.full(S.shape[0], np.nan)  # the rest leaves the model unidentified
             else:
                 step = S @ np.linalg.solve(lhs, rhs)
+                if state.share is not None:
+                    step += c.sum() * u
             out.append(self._loss_after_steps(state, Phi_test, Y_test, step[None, :])[:, 0])
         out = np.column_stack(out)
         _warn_unidentified(np.isnan(out).all(axis=0), "groups have")
@@ -1204,7 +1291,7 @@ class InfluenceMixin:
         return self._state().stationarity
 
     # ------------------------------------------------ predictions (beyond the paper)
-    def influence_on_prediction(self, X_test, *, kind="upweight", response_method="predict_proba",
+    def influence_on_prediction(self, X_test, *, kind="upweight", response_method="auto",
                                 as_frame=False):
         """Change of the model's output at each test row, for each training row.
 
@@ -1221,7 +1308,10 @@ class InfluenceMixin:
         ----------
         X_test : array-like of shape (n_test, n_features)
         kind : {"upweight", "remove", "newton"}, default="upweight"
-        response_method : {"predict_proba", "decision_function", "predict"}
+        response_method : {"auto", "predict_proba", "decision_function", "predict"}, \
+default="auto"
+            ``"auto"``: ``predict_proba`` for logistic models, ``decision_function``
+            for other classifiers, ``predict`` (the predicted mean) for regressors.
         as_frame : bool, default=False
             Two-dimensional results as a DataFrame labelled test rows x training rows.
 

@@ -17,15 +17,18 @@ from numbers import Real
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import (
+    GammaRegressor,
     LinearRegression,
     LogisticRegression,
     LogisticRegressionCV,
+    PoissonRegressor,
     Ridge,
     RidgeClassifier,
     RidgeClassifierCV,
     RidgeCV,
     SGDClassifier,
     SGDRegressor,
+    TweedieRegressor,
 )
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
@@ -34,6 +37,7 @@ from ._mixin import InfluenceMixin, InfluenceModel
 from ._utils import effective_weights
 from .exceptions import InfluenceNotDefinedError
 from .features import IdentityFeatures
+from .glm import glm_loss, glm_targets, glm_weights
 from .linear_model import InfluenceLogisticRegression, regression_targets
 from .losses import OneVsRestLogLoss, SignedSquaredLoss, SquaredLoss
 
@@ -42,7 +46,8 @@ __all__ = ["SUPPORTED", "FittedObjective", "read_objective"]
 SUPPORTED = (
     "LogisticRegression / LogisticRegressionCV (L2 or no penalty), Ridge, RidgeCV, "
     "RidgeClassifier, RidgeClassifierCV, LinearRegression, SGDClassifier(loss='log_loss', "
-    "penalty='l2'), SGDRegressor(loss='squared_error', penalty='l2'), or a Pipeline or "
+    "penalty='l2'), SGDRegressor(loss='squared_error', penalty='l2'), PoissonRegressor, "
+    "GammaRegressor, TweedieRegressor, or a Pipeline or "
     "GridSearchCV ending in one of them"
 )
 
@@ -52,9 +57,11 @@ class Reading:
     """The objective of a fitted estimator, as the influence machinery needs it.
 
     ``C`` is divided by the number of training rows when ``C_per_row`` (SGD's
-    ``(1/n) sum l_i + alpha/2 ||w||^2`` has ``C = 1 / (alpha n)``). ``refit`` is
-    an unfitted estimator minimising the same objective, used by the retraining
-    tools.
+    ``(1/n) sum l_i + alpha/2 ||w||^2`` has ``C = 1 / (alpha n)``), and by the
+    total sample weight when ``penalty_share`` (the GLMs' ``(1/sum s) sum s_i
+    l_i + alpha/2 ||w||^2``, whose rows carry their share of the penalty).
+    ``refit`` is an unfitted estimator minimising the same objective, used by
+    the retraining tools.
     """
 
     loss: object
@@ -64,8 +71,11 @@ class Reading:
     intercept_penalty: float = 0.0
     refit: object = None
     C_per_row: bool = False
+    penalty_share: bool = False
 
-    def C_for(self, n):
+    def C_for(self, n, total_weight=None):
+        if self.penalty_share:
+            return self.C / total_weight
         return self.C / n if self.C_per_row else self.C
 
 
@@ -200,6 +210,13 @@ def _ridge_classifier_cv(est):
     return Reading(SignedSquaredLoss(), C, True, est.class_weight, 0.0, refit)
 
 
+def _glm(est):
+    # (1/sum s) sum s_i l_i + alpha/2 ||w||^2 with l half the deviance: C = 1 / (alpha sum s)
+    alpha = float(est.alpha)
+    return Reading(glm_loss(est), np.inf if alpha == 0 else 1.0 / alpha, False,
+                   refit=clone(est), penalty_share=True)
+
+
 # most specific first: the CV classes subclass their base classes' mixins
 _READERS = (
     (LogisticRegressionCV, _logistic_cv),
@@ -211,6 +228,9 @@ _READERS = (
     (LinearRegression, _linear_regression),
     (SGDClassifier, _sgd_classifier),
     (SGDRegressor, _sgd_regressor),
+    (PoissonRegressor, _glm),
+    (GammaRegressor, _glm),
+    (TweedieRegressor, _glm),
 )
 
 
@@ -279,6 +299,10 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
                 est.classes_, reading.class_weight, y, sample_weight, len(y)
             )
             Y = reading.loss.encode(y_index, len(est.classes_))
+        elif reading.penalty_share:  # a GLM: targets in the family's domain
+            y = np.asarray(y)
+            Y = glm_targets(reading.loss, y, "y_train")
+            s = glm_weights(sample_weight, len(y))
         else:
             y = np.asarray(y)
             Y = regression_targets(y, self._n_outputs())
@@ -297,6 +321,8 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
     def _influence_targets(self, y):
         if self._reading.classifier:
             return super()._influence_targets(y)
+        if self._reading.penalty_share:
+            return glm_targets(self._reading.loss, y, "y_test")
         return regression_targets(y, self._n_outputs())
 
     def _check_influence_supported(self):
@@ -309,8 +335,9 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
             features=IdentityFeatures(),
             coef=np.atleast_2d(np.asarray(est.coef_, dtype=np.float64)),
             intercept=_fitted_intercept(est),
-            C=reading.C_for(self._fit_X.shape[0]),
+            C=reading.C_for(self._fit_X.shape[0], self._fit_s.sum()),
             intercept_penalty=reading.intercept_penalty,
+            penalty_share=reading.penalty_share,
         )
 
     def _refit(self, sample_weight=None, X=None, y=None):

@@ -388,6 +388,13 @@ class Explanation(BaseEstimator):
         return label_matrix(out, self.train_index_, self.parameter_names(), "train_row",
                             "parameter")
 
+    def cooks_distance(self, *, as_frame=False):
+        """:meth:`InfluenceMixin.cooks_distance` of the training rows (a labelled
+        Series with ``as_frame=True``)."""
+        check_is_fitted(self)
+        out = self.model_.cooks_distance()
+        return label_vector(out, self.train_index_, "cooks_distance") if as_frame else out
+
     def parameter_names(self):
         """Names of ``theta`` (``coef_.ravel()``, then ``intercept_``) in feature names."""
         check_is_fitted(self)
@@ -446,7 +453,7 @@ class Explanation(BaseEstimator):
 
     # ------------------------------------------- influence on predictions
     def influence_on_prediction(self, X_test, *, kind="upweight",
-                                response_method="predict_proba", as_frame=False):
+                                response_method="auto", as_frame=False):
         """:meth:`InfluenceMixin.influence_on_prediction` on raw test rows."""
         out = self.model_.influence_on_prediction(self.transform(X_test), kind=kind,
                                                   response_method=response_method)

@@ -17,7 +17,7 @@ from autograd.scipy.special import logsumexp
 
 __all__ = [
     "Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss",
-    "SignedSquaredLoss",
+    "SignedSquaredLoss", "HalfTweedieDeviance", "HalfPoissonDeviance", "HalfGammaDeviance",
 ]
 
 
@@ -31,6 +31,10 @@ class Loss:
     #: True when ``value(Y, F + c) == value(Y, F)`` for any constant ``c``
     #: added to every output of a sample.
     shift_invariant = False
+
+    #: True for families whose dispersion is estimated (normal, gamma, Tweedie):
+    #: Cook's distance then divides by Pearson's estimate; else by 1.
+    estimate_dispersion = False
 
     def n_outputs(self, n_classes):
         """Number of model outputs ``K`` for ``n_classes`` classes."""
@@ -146,6 +150,8 @@ class SmoothHinge(Loss):
 class SquaredLoss(Loss):
     """Squared error ``(y - f)**2 / 2`` summed over outputs."""
 
+    estimate_dispersion = True
+
     def n_outputs(self, n_classes):
         return n_classes
 
@@ -155,6 +161,17 @@ class SquaredLoss(Loss):
 
     def value(self, Y, F):
         return 0.5 * anp.sum((Y - F) ** 2, axis=1)
+
+    def inverse_link(self, F):
+        """The predicted mean from the outputs (``predict``): here the outputs."""
+        return F
+
+    def variance(self, mu):
+        """The variance function ``V(mu)`` of the family (Pearson residuals)."""
+        return anp.ones_like(mu)
+
+    def check_targets(self, Y, what="y"):
+        """Refuse targets outside the family's domain (all reals here)."""
 
 
 class SignedSquaredLoss(SquaredLoss):
@@ -169,3 +186,110 @@ class SignedSquaredLoss(SquaredLoss):
 
     def encode(self, y_index, n_classes):
         return SmoothHinge.encode(self, y_index, n_classes)
+
+
+class HalfTweedieDeviance(Loss):
+    """Half the Tweedie deviance of a mean ``mu = link^-1(f)``, one output.
+
+    ``l(y, f) = max(y, 0)^(2-p) / ((1-p)(2-p)) - y mu^(1-p) / (1-p) + mu^(2-p) / (2-p)``
+    for power ``p`` outside {0, 1, 2}, with the limits ``(y - mu)^2 / 2`` (p = 0,
+    normal), ``y log(y / mu) - y + mu`` (p = 1, Poisson) and ``log(mu / y) + y / mu - 1``
+    (p = 2, gamma). This is scikit-learn's ``HalfTweedieLoss`` *with* its constant
+    (``constant_to_optimal_zero``), so ``l >= 0`` with equality at ``mu = y``: the
+    constant does not change any derivative, but makes the loss at a test row read as
+    half its deviance (``mean_tweedie_deviance / 2``). ``F`` is the linear predictor.
+
+    Parameters
+    ----------
+    power : float
+        Tweedie power ``p`` (<= 0 or >= 1).
+    link : {"log", "identity"}
+        ``mu = exp(f)`` or ``mu = f`` (the identity needs ``mu > 0`` when p > 0).
+    """
+
+    def __init__(self, power=0.0, link="log"):
+        self.power = float(power)
+        self.link = link
+        self.estimate_dispersion = self.power != 1.0  # Poisson's is 1
+
+    def n_outputs(self, n_classes):
+        return 1
+
+    def encode(self, y, n_outputs):
+        return SquaredLoss.encode(self, y, n_outputs)
+
+    def inverse_link(self, F):
+        return anp.exp(F) if self.link == "log" else F
+
+    def variance(self, mu):
+        return mu ** self.power
+
+    def check_targets(self, Y, what="y"):
+        p = self.power
+        if p > 0 and np.any(Y < 0):
+            domain, bad = ("y >= 0", Y < 0) if p < 2 else ("y > 0", Y <= 0)
+        elif p >= 2 and np.any(Y <= 0):
+            domain, bad = "y > 0", Y <= 0
+        else:
+            return
+        raise ValueError(
+            f"{what} has {int(np.count_nonzero(bad))} value(s) outside the {self._family()} "
+            f"family's domain ({domain}), e.g. {float(Y[bad].flat[0])!r}; pass targets in "
+            "the domain (or choose another model)."
+        )
+
+    def _family(self):
+        p = self.power
+        return {0.0: "normal", 1.0: "Poisson", 2.0: "gamma"}.get(p, f"Tweedie(power={p:g})")
+
+    def _constant(self, y):
+        """The ``y``-only terms (numpy: they have no derivative in F)."""
+        p = self.power
+        if p == 0:
+            return np.zeros_like(y)
+        if p == 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0) - y
+        if p == 2:
+            return -np.log(y) - 1.0
+        return np.maximum(y, 0.0) ** (2 - p) / ((1 - p) * (2 - p))
+
+    def value(self, Y, F):
+        y, f = Y[:, 0], F[:, 0]
+        p = self.power
+        log = self.link == "log"
+        if p == 0:
+            mu = self.inverse_link(f)
+            return 0.5 * (y - mu) ** 2
+        if p == 1:
+            mu = self.inverse_link(f)
+            logmu = f if log else anp.log(mu)
+            return mu - y * logmu + self._constant(y)
+        if p == 2:
+            inv_mu = anp.exp(-f) if log else 1.0 / f
+            logmu = f if log else anp.log(f)
+            return logmu + y * inv_mu + self._constant(y)
+        if log:  # mu^q = exp(q f), without forming mu
+            return (-y * anp.exp((1 - p) * f) / (1 - p) + anp.exp((2 - p) * f) / (2 - p)
+                    + self._constant(y))
+        return -y * f ** (1 - p) / (1 - p) + f ** (2 - p) / (2 - p) + self._constant(y)
+
+
+class HalfPoissonDeviance(HalfTweedieDeviance):
+    """Half the Poisson deviance ``y log(y / mu) - y + mu``, ``mu = exp(f)``."""
+
+    def __init__(self):
+        super().__init__(power=1.0, link="log")
+
+    def __repr__(self):
+        return "HalfPoissonDeviance()"
+
+
+class HalfGammaDeviance(HalfTweedieDeviance):
+    """Half the gamma deviance ``log(mu / y) + y / mu - 1``, ``mu = exp(f)``."""
+
+    def __init__(self):
+        super().__init__(power=2.0, link="log")
+
+    def __repr__(self):
+        return "HalfGammaDeviance()"

@@ -32,10 +32,9 @@ from .curvature import (
     objective_gradient,
     output_derivatives,
     row_chunks,
-    sample_gradients,
 )
 from .features import IdentityFeatures
-from .losses import LogLoss, SoftmaxLoss, SquaredLoss
+from .losses import LogLoss, SoftmaxLoss
 from .solvers import AUTO_DIRECT_MAX_PARAMS, DirectSolver
 
 __all__ = [
@@ -46,7 +45,7 @@ __all__ = [
     "RESPONSE_METHODS",
 ]
 
-RESPONSE_METHODS = ("predict_proba", "decision_function", "predict")
+RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
 
 
 def response_function(est, model, response_method):
@@ -60,6 +59,13 @@ def response_function(est, model, response_method):
     if response_method not in RESPONSE_METHODS:
         raise ValueError(f"response_method must be one of {list(RESPONSE_METHODS)}; got "
                          f"{response_method!r}.")
+    if response_method == "auto":
+        if not classifier:
+            response_method = "predict"
+        elif type(loss) in (LogLoss, SoftmaxLoss):
+            response_method = "predict_proba"
+        else:
+            response_method = "decision_function"
     if response_method == "predict_proba":
         if classifier and type(loss) is LogLoss:  # P(classes_[1])
             return (lambda F: 1.0 / (1.0 + anp.exp(-F))), True
@@ -78,8 +84,10 @@ def response_function(est, model, response_method):
         )
     if response_method == "decision_function" and not classifier:
         raise ValueError("A regressor has no decision_function; use response_method='predict'.")
-    if response_method == "predict" and not isinstance(loss, SquaredLoss):
+    if response_method == "predict" and not hasattr(loss, "inverse_link"):
         raise ValueError(f"predict is not a smooth output of {type(est).__name__}.")
+    if response_method == "predict":  # the predicted mean, link^-1(f)
+        return loss.inverse_link, model.coef.shape[0] == 1
     return (lambda F: F), model.coef.shape[0] == 1
 
 
@@ -99,7 +107,7 @@ def _response_jacobian(r, F0, C):
     return out
 
 
-def influence_on_prediction(est, X_test, *, kind="upweight", response_method="predict_proba"):
+def influence_on_prediction(est, X_test, *, kind="upweight", response_method="auto"):
     """Change of the model's response at each test row, for each training row.
 
     See :meth:`InfluenceMixin.influence_on_prediction`; ``X_test`` are rows as
@@ -231,8 +239,13 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
             rows = fold[part]
             H_fold += hessian(ident, state.Phi[rows], op.A[rows], state.s[rows], n,
                               state.intercept, zeros)
-            g_fold += state.s[rows] @ sample_gradients(state.Phi[rows], state.G[rows],
-                                                       state.intercept) / n
+            g_fold += state.s[rows] @ state.train_gradients(rows) / n
+        pen = op.pen
+        if state.share is not None:
+            # the fold takes its share of the penalty with it (GLMs normalise by sum s)
+            kept = 1.0 - state.s[fold].sum() / state.s.sum()
+            H_fold += np.diag((1.0 - kept) * pen)
+            pen = kept * pen
         Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(
             state.grad - g_fold).reshape(K, D)
         if newton_steps > 1:
@@ -241,8 +254,8 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
             for _ in range(newton_steps - 1):
                 F = outputs_at(state.Phi, Theta, state.intercept)
                 G, A = output_derivatives(model.loss, est._fit_Y, F)
-                g = objective_gradient(state.Phi, G, s, n, state.intercept, op.pen, Theta)
-                H = hessian(ident, state.Phi, A, s, n, state.intercept, op.pen) + flat
+                g = objective_gradient(state.Phi, G, s, n, state.intercept, pen, Theta)
+                H = hessian(ident, state.Phi, A, s, n, state.intercept, pen) + flat
                 Theta = Theta - DirectSolver(H).solve(g.ravel()).reshape(K, D)
         for part in row_chunks(len(fold), D):
             out[fold[part]] = outputs_at(state.Phi[fold[part]], Theta, state.intercept)

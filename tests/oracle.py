@@ -43,7 +43,7 @@ def risk(theta, X, y_index, s, K, C, intercept, intercept_penalty=0.0):
 def theta_of(est):
     theta = est.coef_.ravel()
     if est.fit_intercept:
-        theta = np.concatenate([theta, est.intercept_])
+        theta = np.concatenate([theta, np.atleast_1d(est.intercept_)])
     return theta.astype(float)
 
 
@@ -93,3 +93,54 @@ def signed_targets(y, classes):
     """RidgeClassifier's targets: +1 / -1, one column (two classes) or one per class."""
     Y = np.where(np.asarray(y)[:, None] == np.asarray(classes)[None, :], 1.0, -1.0)
     return Y[:, 1:] if len(classes) == 2 else Y
+
+
+def unit_deviance(y, mu, power):
+    """The Tweedie unit deviance written out per family (not skinfluence's losses)."""
+    if power == 0:
+        return (y - mu) ** 2
+    if power == 1:
+        ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0)
+        return 2 * (ylogy - y * anp.log(mu) - y + mu)
+    if power == 2:
+        return 2 * (anp.log(mu) - np.log(y) + y / mu - 1)
+    p = power
+    return 2 * (np.maximum(y, 0) ** (2 - p) / ((1 - p) * (2 - p))
+                - y * mu ** (1 - p) / (1 - p) + mu ** (2 - p) / (2 - p))
+
+
+def glm_objective(theta, s, X, y, alpha, power, link, intercept):
+    """scikit-learn's GLM objective ``sum s_i dev_i / (2 sum s) + alpha/2 ||w||^2``."""
+    d = X.shape[1]
+    w, b = theta[:d], (theta[d] if intercept else 0.0)
+    eta = anp.dot(X, w) + b
+    mu = anp.exp(eta) if link == "log" else eta
+    return anp.sum(s * unit_deviance(y, mu, power)) / (2 * anp.sum(s)) \
+        + alpha / 2 * anp.sum(w ** 2)
+
+
+def glm_oracle(est, X, y, s, X_test, y_test, power, link):
+    """Oracle ``I_up,params`` (n x P) and ``I_up,loss`` (m x n) of a fitted GLM.
+
+    Up-weighting row i is the derivative of the refitted parameters in its
+    sample weight, by the implicit function theorem on scikit-learn's own
+    objective, scaled to the library's ``R`` (``n d theta / d s_i``).
+    """
+    from autograd import grad
+
+    intercept = est.fit_intercept
+    theta = theta_of(est)
+    n = X.shape[0]
+    args = (X, y, est.alpha, power, link, intercept)
+    H = hessian(glm_objective)(theta, s, *args)
+    dgrad_ds = jacobian(grad(glm_objective), 1)(theta, s, *args)  # (P, n)
+    params = -n * np.linalg.solve(H, dgrad_ds).T
+
+    def test_loss(th, Xt, yt):
+        d = Xt.shape[1]
+        eta = anp.dot(Xt, th[:d]) + (th[d] if intercept else 0.0)
+        mu = anp.exp(eta) if link == "log" else eta
+        return unit_deviance(yt, mu, power) / 2
+
+    Gt = jacobian(test_loss)(theta, X_test, y_test)  # (m, P)
+    return params, Gt @ params.T
