@@ -33,8 +33,14 @@ def main(argv=None):
     audit.add_argument("--task", choices=["auto", "classification", "regression"],
                        default="auto",
                        help="auto (default): regression for a numeric target with > 20 values")
-    audit.add_argument("--model", choices=["logistic", "svm"], default="logistic",
-                       help="classifier to fit (default logistic; regression always uses ridge)")
+    audit.add_argument("--model", choices=["logistic", "svm", "ridge", "poisson", "gamma",
+                                           "tweedie"], default=None,
+                       help="classification: logistic (default) or svm; regression: ridge "
+                            "(default), poisson (counts), gamma (positive amounts) or tweedie "
+                            "(amounts with zeros); a regression model implies --task regression")
+    audit.add_argument("--rank", choices=["self-influence", "cooks"], default=None,
+                       help="order of the ranking: self-influence (default for classification) "
+                            "or Cook's distance (default for regression)")
     audit.add_argument("--top", type=int, default=10, metavar="N",
                        help="rows to print (default 10)")
     audit.add_argument("--output", metavar="FILE",

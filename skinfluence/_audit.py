@@ -76,6 +76,8 @@ def _pipeline(X, task, model):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from .glm import InfluenceGammaRegressor, InfluencePoissonRegressor, \
+        InfluenceTweedieRegressor
     from .linear_model import InfluenceLogisticRegression, InfluenceRidge
     from .svm import SmoothHingeSVC
 
@@ -89,8 +91,15 @@ def _pipeline(X, task, model):
          ("cat", categorical, make_column_selector(dtype_exclude=np.number))],
         sparse_threshold=0.0,
     )
-    if task == "regression":
+    glm = dict(alpha=1e-4, solver="newton-cholesky", tol=1e-10, max_iter=200)
+    if model == "ridge":
         est = InfluenceRidge(alpha=1.0)
+    elif model == "poisson":
+        est = InfluencePoissonRegressor(**glm)
+    elif model == "gamma":
+        est = InfluenceGammaRegressor(**glm)
+    elif model == "tweedie":
+        est = InfluenceTweedieRegressor(power=1.5, **glm)
     elif model == "svm":
         est = SmoothHingeSVC(t=0.1)
     else:
@@ -450,6 +459,46 @@ def _check_values(X, y, target, rows):
         _check_finite(y, f"target column {target!r}", rows, "fix or rescale the target")
 
 
+REGRESSION_MODELS = {
+    # model: (what it fits, the domain of the target as a test and in words)
+    "ridge": ("least squares", None, None),
+    "poisson": ("a Poisson GLM, log link", lambda y: y >= 0, "counts >= 0"),
+    "gamma": ("a gamma GLM, log link", lambda y: y > 0, "positive values"),
+    "tweedie": ("a Tweedie GLM, power 1.5, log link", lambda y: y >= 0,
+                "values >= 0 (zeros allowed)"),
+}
+CLASSIFIERS = {"logistic", "svm"}
+
+
+def _resolve_model(task, model):
+    """``(task, model)`` with the defaults filled in; a model of the other task is refused."""
+    if model is None:
+        return task, ("ridge" if task == "regression" else "logistic")
+    if model in REGRESSION_MODELS:
+        if task == "classification":
+            raise AuditError(f"--model {model} is a regression model; use --task regression "
+                             "(or --model logistic / svm to classify)")
+        return "regression", model
+    if task == "regression":
+        raise AuditError(f"--model {model} is a classifier; for --task regression use --model "
+                         "ridge, poisson, gamma or tweedie")
+    return task, model
+
+
+def _check_domain(y, target, model, rows):
+    """Refuse, in one line, targets outside the chosen family's domain."""
+    _, inside, words = REGRESSION_MODELS[model]
+    if inside is None:
+        return
+    bad = ~inside(y.to_numpy(dtype=float))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise AuditError(
+            f"target column {target!r} has {_count(bad.sum(), 'value')} outside what --model "
+            f"{model} fits ({words}), e.g. {y.iloc[first].item()!r} in row {rows[first]}; use "
+            "--model ridge, or another model for this target")
+
+
 def _resolve_task(y, target, task):
     """The task to run (``task`` may be "auto"), refusing targets that do not fit it."""
     import pandas as pd
@@ -477,12 +526,17 @@ def _resolve_task(y, target, task):
 
 # --------------------------------------------------------------- fit and rank
 def _fit(X, y, task, model):
-    """``(self_influence, predicted, warning lines)``; fit errors become an AuditError."""
+    """``(self_influence, predicted, Cook's distance or None, warning lines)``; fit errors
+    become an AuditError."""
+    cooks = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             pipe = _pipeline(X, task, model).fit(X, y)
-            si = np.asarray(explain(pipe).self_influence())
+            exp = explain(pipe)
+            si = np.asarray(exp.self_influence())
+            if task == "regression":
+                cooks = np.asarray(exp.cooks_distance())
             predicted = pipe.predict(X)
         except Exception as exc:
             raise AuditError(f"the model could not be fitted: {type(exc).__name__}: "
@@ -492,7 +546,7 @@ def _fit(X, y, task, model):
                          "check the data for extreme values")
     lines = dict.fromkeys(f"warning: {w.category.__name__}: {_one_line(w.message)}"
                           for w in caught)
-    return si, predicted, list(lines)
+    return si, predicted, cooks, list(lines)
 
 
 def _fresh(name, taken):
@@ -503,9 +557,11 @@ def _fresh(name, taken):
     return name
 
 
-def _ranking(X, y, target, rows, labels, label_name, si, predicted):
-    """Rows sorted by self-influence ascending (most negative, most suspicious, first)."""
-    order = np.argsort(si, kind="stable")
+def _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks=None,
+             rank="self-influence"):
+    """Rows sorted by self-influence ascending (most negative, most suspicious, first),
+    or by Cook's distance descending."""
+    order = np.argsort(si if rank == "self-influence" else -cooks, kind="stable")
     ranking = X.iloc[order].reset_index(drop=True)
     taken = {*map(str, X.columns), str(target)}
     front = {}
@@ -513,6 +569,8 @@ def _ranking(X, y, target, rows, labels, label_name, si, predicted):
         front[_fresh(str(label_name), taken)] = labels.to_numpy()[order]
     front[_fresh("row", taken)] = rows[order]
     front[_fresh("self_influence", taken)] = si[order]
+    if cooks is not None:
+        front[_fresh("cooks_distance", taken)] = cooks[order]
     front[target] = y.to_numpy()[order]
     front[_fresh("predicted", taken)] = np.asarray(predicted)[order]
     for i, (name, values) in enumerate(front.items()):
@@ -531,8 +589,8 @@ def _describe(found, label_from):
             + "; use --keep COL to use one as a feature")
 
 
-def audit(path, target, *, task="auto", model="logistic", top=10, output=None, drop=(),
-          keep=(), index_col=None, dropna=False, out=print):
+def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=(),
+          keep=(), index_col=None, dropna=False, rank=None, out=print):
     """Run the audit; returns the full ranking as a DataFrame.
 
     Parameters
@@ -543,8 +601,15 @@ def audit(path, target, *, task="auto", model="logistic", top=10, output=None, d
     target : str
         The column to predict.
     task : {"auto", "classification", "regression"}
-    model : {"logistic", "svm"}
-        The classifier (regression always uses ridge).
+        ``"auto"``: regression for a numeric target with more than 20 values, or
+        when ``model`` is a regression model.
+    model : {"logistic", "svm", "ridge", "poisson", "gamma", "tweedie"}, optional
+        The model: a classifier (default logistic) or a regression model
+        (default ridge; poisson for counts, gamma for positive amounts, tweedie
+        for amounts with zeros). Targets outside the family are refused.
+    rank : {"self-influence", "cooks"}, optional
+        Order of the ranking: self-influence (default for classification) or
+        Cook's distance (default for regression; only there).
     top : int
         Rows to print.
     output : str, optional
@@ -584,20 +649,31 @@ def audit(path, target, *, task="auto", model="logistic", top=10, output=None, d
     rows = df.index.to_numpy() + 1  # 1 = first data row of the file
     X = _features(df, path, target, drop, keep, index_col, found)
     _check_values(X, y, target, rows)
+    if task == "auto" and model in REGRESSION_MODELS:
+        task = "regression"
     task = _resolve_task(y, target, task)
+    task, model = _resolve_model(task, model)
+    if task == "regression":
+        _check_domain(y, target, model, rows)
+    rank = rank or ("cooks" if task == "regression" else "self-influence")
+    if rank == "cooks" and task != "regression":
+        raise AuditError("--rank cooks is a regression diagnostic; rank a classification "
+                         "by self-influence")
 
-    si, predicted, warned = _fit(X, y, task, model)
-    ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted)
+    si, predicted, cooks, warned = _fit(X, y, task, model)
+    ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank)
     if output:
         try:
             ranking.to_csv(output, index=False)
         except OSError as exc:
             raise AuditError(f"cannot write --output {output}: {exc.strerror}") from exc
-    kind = "regression (ridge)" if task == "regression" else f"classification ({model})"
+    kind = (f"regression ({model}: {REGRESSION_MODELS[model][0]})" if task == "regression"
+            else f"classification ({model})")
     out(f"{path}: {len(X)} rows, {X.shape[1]} feature columns, target {target!r}, {kind}")
     for line in notes + warned:
         out(line)
-    out(f"The {_count(min(top, len(X)), 'row')} with the largest self-influence "
+    measure = "self-influence" if rank == "self-influence" else "Cook's distance"
+    out(f"The {_count(min(top, len(X)), 'row')} with the largest {measure} "
         "(most suspicious first):")
     out(ranking.head(top).to_string(index=False, max_cols=10, max_colwidth=30))
     if output:
@@ -609,7 +685,7 @@ def main(args):
     try:
         audit(args.csv, args.target, task=args.task, model=args.model, top=args.top,
               output=args.output, drop=args.drop, keep=args.keep, index_col=args.index_col,
-              dropna=args.dropna)
+              dropna=args.dropna, rank=args.rank)
     except AuditError as exc:
         print(f"skinfluence audit: error: {_one_line(exc)}", file=sys.stderr)
         return 2

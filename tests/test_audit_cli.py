@@ -197,6 +197,7 @@ def test_counter_and_text_columns_are_identifiers():
 # ---------------------------------------------------------------------- bad input
 GOOD = "x,z,y\n" + "".join(f"{i % 7},{(i * 5) % 3},{i % 2}\n" for i in range(40))
 FLOATS = "x,y\n" + "".join(f"{i * 0.37:.2f},{(i * 1.13) % 7:.3f}\n" for i in range(60))
+COUNTS = "x,y\n" + "".join(f"{i / 10},{i % 4}\n" for i in range(40))  # counts with zeros
 NOT_GZIP = b"x,y\n1,2\n"  # written to a .csv.gz file
 NAMES = "x,y\n" + "".join(f"{i % 7},person {i}\n" for i in range(60))
 
@@ -265,6 +266,16 @@ BAD = [
      ["--target", "y"], ["no feature columns", "'id'"]),
     ("missing-target", _with("", "y"), ["--target", "y"], ["1 missing", "--dropna"]),
     ("all-targets-missing", "x,y\n1,\n2,\n", ["--target", "y", "--dropna"], ["every row"]),
+    ("poisson-negative", _with("-2", "y", text=FLOATS), ["--target", "y", "--model", "poisson"],
+     ["'y'", "outside what --model poisson fits", "counts >= 0", "row "]),
+    ("gamma-zero", COUNTS, ["--target", "y", "--model", "gamma"],
+     ["--model gamma", "positive values", "e.g. 0"]),
+    ("poisson-as-classifier", COUNTS, ["--target", "y", "--model", "poisson", "--task",
+                                        "classification"], ["regression model", "--task"]),
+    ("logistic-regression", FLOATS, ["--target", "y", "--model", "logistic", "--task",
+                                     "regression"], ["classifier", "--model ridge"]),
+    ("cooks-classification", GOOD, ["--target", "y", "--rank", "cooks"],
+     ["--rank cooks", "regression"]),
 ]
 
 
@@ -417,3 +428,35 @@ def test_audit_entry_point_is_installed():
 
     eps = entry_points(group="console_scripts")
     assert any(ep.name == "skinfluence" and ep.value == "skinfluence.__main__:main" for ep in eps)
+
+
+def _claims(n=300, seed=0):
+    """Policies with a claim count; one policy has an impossible number of claims."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "policy": [f"P{i:04d}" for i in range(n)],
+        "age": rng.integers(18, 80, n),
+        "region": rng.choice(["north", "south", "city"], n),
+    })
+    rate = np.exp(-1.0 + 0.7 * (df["region"] == "city") - 0.01 * (df["age"] - 40))
+    df["claims"] = rng.poisson(rate)
+    df.loc[42, "claims"] = 15
+    return df
+
+
+@pytest.mark.parametrize("model", ["poisson", "tweedie"])
+def test_count_target_audit_ranks_by_cooks_distance(tmp_path, capsys, model):
+    path = tmp_path / "claims.csv"
+    _claims().to_csv(path, index=False)
+    out = tmp_path / "ranking.csv"
+    assert _run(path, "--target", "claims", "--model", model, "--index-col", "policy",
+                "--output", out) == 0
+    text = capsys.readouterr().out
+    assert f"regression ({model}:" in text and "largest Cook's distance" in text
+    ranking = pd.read_csv(out)
+    assert list(ranking.columns[:6]) == ["policy", "row", "self_influence", "cooks_distance",
+                                         "claims", "predicted"]
+    assert ranking["cooks_distance"].is_monotonic_decreasing
+    assert ranking["policy"].iloc[0] == "P0042"
+    # the predictions are the model's means (counts are never predicted negative)
+    assert (ranking["predicted"] > 0).all()
