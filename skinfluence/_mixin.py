@@ -1330,7 +1330,8 @@ default="auto"
 
         ``fn`` maps the model's outputs on the test rows -- shape ``(n_test, K)``:
         log-odds of ``classes_[1]`` for binary logistic regression, one column
-        per class for multinomial, the prediction for regression -- to a number,
+        per class for multinomial, the prediction for least squares, the linear
+        predictor (``log`` of the mean for a log link) for a GLM -- to a number,
         written with :mod:`autograd.numpy`. For example the mean predicted
         probability over a subgroup, ``lambda F: anp.mean(1 / (1 + anp.exp(-F[..., 0])),
         axis=-1)``, or the gap between two groups (pass both groups' rows and
