@@ -41,6 +41,9 @@ def main(argv=None):
     audit.add_argument("--rank", choices=["self-influence", "cooks"], default=None,
                        help="order of the ranking: self-influence (default for classification) "
                             "or Cook's distance (default for regression)")
+    audit.add_argument("--weight", metavar="COL",
+                       help="a column of sample weights (e.g. exposure for a claim frequency): "
+                            "used by the fit, not as a feature")
     audit.add_argument("--top", type=int, default=10, metavar="N",
                        help="rows to print (default 10)")
     audit.add_argument("--output", metavar="FILE",
@@ -62,7 +65,13 @@ def main(argv=None):
         return 0
     from ._audit import main as audit_main
 
-    return audit_main(args)
+    try:
+        return audit_main(args)
+    except BrokenPipeError:  # `... | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

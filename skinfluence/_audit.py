@@ -378,7 +378,7 @@ def _labels(df, found, index_col):
     if index_col is not None:
         labels = df[index_col]
         if not labels.is_unique or labels.isna().any():
-            repeated = int(labels.duplicated().sum() + labels.isna().sum())
+            repeated = int((labels.duplicated(keep="first") | labels.isna()).sum())
             raise AuditError(f"--index-col {index_col!r} does not identify the rows: "
                              f"{_count(repeated, 'value')} repeated or missing; pick a column "
                              "with one distinct value per row")
@@ -485,6 +485,19 @@ def _resolve_model(task, model):
     return task, model
 
 
+def _check_numeric(y, target, model, rows):
+    """A regression model's target must be numbers; name the first that is not."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(y):
+        return
+    bad = pd.to_numeric(y, errors="coerce").isna().to_numpy()
+    first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    raise AuditError(f"target column {target!r} is not numeric (e.g. {y.iloc[first]!r} in row "
+                     f"{rows[first]}), but --model {model} regresses on numbers; fix those "
+                     "values")
+
+
 def _check_domain(y, target, model, rows):
     """Refuse, in one line, targets outside the chosen family's domain."""
     _, inside, words = REGRESSION_MODELS[model]
@@ -493,10 +506,16 @@ def _check_domain(y, target, model, rows):
     bad = ~inside(y.to_numpy(dtype=float))
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
+        values = y.to_numpy(dtype=float)
+        other = ("--model tweedie (zeros allowed)" if model == "gamma" and (values >= 0).all()
+                 else "--model ridge")
         raise AuditError(
             f"target column {target!r} has {_count(bad.sum(), 'value')} outside what --model "
             f"{model} fits ({words}), e.g. {y.iloc[first].item()!r} in row {rows[first]}; use "
-            "--model ridge, or another model for this target")
+            f"{other}, or fix those values")
+    if model != "ridge" and not (y.to_numpy(dtype=float) > 0).any():
+        raise AuditError(f"target column {target!r} is zero on every row: --model {model} "
+                         "needs some positive values")
 
 
 def _resolve_task(y, target, task):
@@ -525,14 +544,33 @@ def _resolve_task(y, target, task):
 
 
 # --------------------------------------------------------------- fit and rank
-def _fit(X, y, task, model):
+def _weights(col, name, rows):
+    """The --weight column as finite weights >= 0, or one line saying which row is not."""
+    import pandas as pd
+
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AuditError(f"--weight column {name!r} needs finite numbers >= 0; it has "
+                         f"{_count(bad.sum(), 'other value')} (first: {col.iloc[i]!r} in row "
+                         f"{rows[i]})")
+    if not (values > 0).any():
+        raise AuditError(f"--weight column {name!r} is zero on every row")
+    return values
+
+
+def _fit(X, y, task, model, weights=None):
     """``(self_influence, predicted, Cook's distance or None, warning lines)``; fit errors
     become an AuditError."""
     cooks = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            pipe = _pipeline(X, task, model).fit(X, y)
+            pipe = _pipeline(X, task, model)
+            fit_params = {} if weights is None else {
+                f"{pipe.steps[-1][0]}__sample_weight": weights}
+            pipe.fit(X, y, **fit_params)
             exp = explain(pipe)
             si = np.asarray(exp.self_influence())
             if task == "regression":
@@ -590,7 +628,7 @@ def _describe(found, label_from):
 
 
 def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=(),
-          keep=(), index_col=None, dropna=False, rank=None, out=print):
+          keep=(), index_col=None, dropna=False, rank=None, weight=None, out=print):
     """Run the audit; returns the full ranking as a DataFrame.
 
     Parameters
@@ -607,6 +645,9 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         The model: a classifier (default logistic) or a regression model
         (default ridge; poisson for counts, gamma for positive amounts, tweedie
         for amounts with zeros). Targets outside the family are refused.
+    weight : str, optional
+        A column of sample weights (e.g. the exposure of a claim frequency):
+        passed to the fit, not used as a feature.
     rank : {"self-influence", "cooks"}, optional
         Order of the ranking: self-influence (default for classification) or
         Cook's distance (default for regression; only there).
@@ -635,6 +676,11 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         _check_output(output, path)
     df, notes = _load(path)
     _check_choices(df, path, target, drop, keep, index_col)
+    if weight is not None:
+        _require(weight, df.columns, "--weight column", path)
+        if weight in (target, index_col):
+            raise AuditError(f"--weight {weight!r} is also the target or the row labels")
+        drop = [*drop, weight]
 
     found = _identifiers(df, skip={target, index_col, *drop, *keep})
     labels, label_name, label_from = _labels(df, found, index_col)
@@ -649,8 +695,11 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
     rows = df.index.to_numpy() + 1  # 1 = first data row of the file
     X = _features(df, path, target, drop, keep, index_col, found)
     _check_values(X, y, target, rows)
+    w = None if weight is None else _weights(df[weight], weight, rows)
     if task == "auto" and model in REGRESSION_MODELS:
         task = "regression"
+    if model in REGRESSION_MODELS:
+        _check_numeric(y, target, model, rows)
     task = _resolve_task(y, target, task)
     task, model = _resolve_model(task, model)
     if task == "regression":
@@ -660,7 +709,7 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         raise AuditError("--rank cooks is a regression diagnostic; rank a classification "
                          "by self-influence")
 
-    si, predicted, cooks, warned = _fit(X, y, task, model)
+    si, predicted, cooks, warned = _fit(X, y, task, model, w)
     ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank)
     if output:
         try:
@@ -685,7 +734,7 @@ def main(args):
     try:
         audit(args.csv, args.target, task=args.task, model=args.model, top=args.top,
               output=args.output, drop=args.drop, keep=args.keep, index_col=args.index_col,
-              dropna=args.dropna, rank=args.rank)
+              dropna=args.dropna, rank=args.rank, weight=args.weight)
     except AuditError as exc:
         print(f"skinfluence audit: error: {_one_line(exc)}", file=sys.stderr)
         return 2

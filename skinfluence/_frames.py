@@ -67,6 +67,16 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
                         columns=_axis(columns, values.shape[1], columns_name), copy=False)
 
 
+def label_predictions(values, train_index, name, classes=None):
+    """Per-training-row predictions as ``cross_val_predict`` returns them, labelled: a
+    Series, or a DataFrame with one column per class (or output)."""
+    values = np.asarray(values)
+    if values.ndim == 1:
+        return label_vector(values, train_index, name)
+    columns = classes if classes is not None and len(classes) == values.shape[1] else None
+    return label_matrix(values, train_index, columns, "train_row", name)
+
+
 def param_names(feature_names, K, intercept, outputs=None):
     """Names of ``theta = (coef_.ravel(), intercept_)``: ``age``, ``intercept``,
     or ``class:age`` when there are several outputs."""
@@ -114,6 +124,20 @@ def check_test_rows(X, y=None):
         raise ValueError(
             "y's index holds the same labels as X's in another order; rows are matched by "
             "position, so align them first, e.g. y.loc[X.index]."
+        )
+
+
+def check_training_rows(X, y, sample_weight=None):
+    """Refuse training labels or weights whose index is X's in another order (they
+    would be paired with other rows' values by position)."""
+    check_test_rows(X, y)
+    x_index, w_index = index_of(X), index_of(sample_weight)
+    if x_index is None or w_index is None or len(x_index) != len(w_index):
+        return
+    if not x_index.equals(w_index) and x_index.sort_values().equals(w_index.sort_values()):
+        raise ValueError(
+            "sample_weight's index holds the same labels as X's in another order; rows are "
+            "matched by position, so align them first, e.g. sample_weight.loc[X.index]."
         )
 
 

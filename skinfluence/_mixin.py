@@ -49,6 +49,7 @@ from ._frames import (
     check_test_rows,
     index_of,
     label_matrix,
+    label_predictions,
     label_vector,
     param_names,
     positions_of,
@@ -213,8 +214,9 @@ def check_magnitude(X, what="X"):
     if largest > MAX_MAGNITUDE:
         raise ValueError(
             f"{what} contains values larger than {MAX_MAGNITUDE:.0e} in magnitude (up to "
-            f"{largest:.1e}): their squares overflow float64. Rescale the features (e.g. "
-            "StandardScaler) or fix the data."
+            f"{largest:.1e}): their squares overflow float64. Rescale "
+            f"{'the features (e.g. StandardScaler)' if what.startswith('X') else what} or "
+            "fix the data."
         )
 
 
@@ -259,13 +261,16 @@ def check_labels(y, what="y"):
                              "those rows or give them their class.")
 
 
-def check_outputs(F):
-    """The model's outputs on some rows, refused when they overflow float64."""
+def check_outputs(F, loss=None):
+    """The model's outputs on some rows, refused when they overflow float64 or lie
+    outside the loss's domain (e.g. a non-positive Tweedie mean)."""
     if not np.all(np.isfinite(F)):
         raise ValueError(
             "The model's outputs on these rows overflow float64 (the features are too large "
             "for its coefficients); rescale the features or fix the data."
         )
+    if loss is not None:
+        loss.check_outputs(F)
     return F
 
 
@@ -620,6 +625,7 @@ class InfluenceMixin:
         check_magnitude(X, "X")
         self._fit_X = _private(X, X_raw)
         self._fit_Y = Y
+        check_magnitude(np.asarray(s, dtype=np.float64), "sample_weight")
         self._fit_s = np.array(s, dtype=np.float64)
         self._fit_y = None if y is None else np.array(y)
         self._fit_sample_weight = (
@@ -659,10 +665,12 @@ class InfluenceMixin:
             state = self._dask_state() if is_dask(self._fit_X) else _InfluenceState(self)
             rep = state.stationarity
             if not np.isnan(rep.ratio) and not rep.is_stationary and self._expects_stationary():
-                error = (f"distorts influence by about {rep.relative_error:.0%} (relative, "
-                         "estimated by recomputing it one Newton step closer to the "
-                         "optimum); " if np.isfinite(rep.relative_error)
-                         and rep.relative_error > 0 else "")
+                size = (f"by about {rep.relative_error:.0%}" if rep.relative_error < 10
+                        else f"beyond recognition (relative error {rep.relative_error:.1e})")
+                error = (f"distorts influence {size} (relative, estimated by recomputing "
+                         "it one Newton step closer to the optimum); "
+                         if np.isfinite(rep.relative_error) and rep.relative_error > 0
+                         else "")
                 warnings.warn(
                     f"The fitted parameters are not stationary enough for exact "
                     f"influence: their distance to the optimum (Newton step "
@@ -710,7 +718,7 @@ class InfluenceMixin:
     def _gradients(self, state, X, Y):
         model = state.model
         Phi = model.features.transform(X)
-        F = check_outputs(self._outputs(model, Phi, state.identity))
+        F = check_outputs(self._outputs(model, Phi, state.identity), model.loss)
         G = output_derivatives(model.loss, Y, F, order=1)
         return sample_gradients(Phi, G, state.intercept)
 
@@ -1058,7 +1066,8 @@ class InfluenceMixin:
         """
         model = self._fitted_model()  # no Hessian: retraining checks call it on every refit
         X, Y = self._validate_test(X, y)
-        F = check_outputs(self._outputs(model, model.features.transform(X), IdentityFeatures()))
+        F = check_outputs(self._outputs(model, model.features.transform(X), IdentityFeatures()),
+                          model.loss)
         return np.asarray(model.loss.value(Y, F))
 
     def perturbation_influence(self, X_test, y_test):
@@ -1347,32 +1356,42 @@ default="auto"
         out = influence_on_function(self, fn, X_test, kind=kind)
         return self._labelled(out, name=f"influence_{kind}") if as_frame else out
 
-    def _loo(self, method):
+    def _loo(self, method, as_frame=False):
         from .predictions import loo_outputs, respond
 
-        return respond(self, self._influence_model(), loo_outputs(self), method)
+        out = respond(self, self._influence_model(), loo_outputs(self), method)
+        return self._labelled_predictions(out, f"loo_{method}") if as_frame else out
 
-    def loo_decision_function(self):
+    def _labelled_predictions(self, out, name):
+        return label_predictions(out, self._fit_index, name, getattr(self, "classes_", None))
+
+    def loo_decision_function(self, *, as_frame=False):
         """Every training row's decision value from the model fitted without it.
 
         One Newton step per row with its own curvature taken out of H (no
         refits); exact for least squares. Rows of leverage 1 are NaN.
         """
-        return self._loo("decision_function")
+        return self._loo("decision_function", as_frame)
 
-    def loo_predict_proba(self):
+    def loo_predict_proba(self, *, as_frame=False):
         """Every training row's class probabilities from the model fitted without it.
 
         As :meth:`loo_decision_function`; shape (n_train, n_classes), like
         ``predict_proba``.
         """
-        return self._loo("predict_proba")
+        return self._loo("predict_proba", as_frame)
 
-    def loo_predict(self):
-        """Every training row's prediction from the model fitted without it."""
-        return self._loo("predict")
+    def loo_predict(self, *, as_frame=False):
+        """Every training row's prediction from the model fitted without it.
 
-    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1):
+        ``as_frame=True`` labels it by the training rows (a Series; a DataFrame
+        with one column per class for probabilities), here and in the other
+        out-of-sample methods.
+        """
+        return self._loo("predict", as_frame)
+
+    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1,
+                                 as_frame=False):
         """``cross_val_predict`` from this one fit: Newton steps per fold, no refits.
 
         For each of scikit-learn's folds (``cv`` as in
@@ -1389,6 +1408,9 @@ default="auto"
         method : {"predict", "predict_proba", "decision_function"}, default="predict"
         cv : int, cross-validation generator or iterable, default=None
         newton_steps : int, default=1
+        as_frame : bool, default=False
+            Label the result by the training rows (a Series, or a DataFrame with
+            one column per class).
 
         Returns
         -------
@@ -1397,7 +1419,8 @@ default="auto"
         from .predictions import cross_val_outputs, respond
 
         F = cross_val_outputs(self, cv, newton_steps=newton_steps)
-        return respond(self, self._influence_model(), F, method)
+        out = respond(self, self._influence_model(), F, method)
+        return self._labelled_predictions(out, f"cv_{method}") if as_frame else out
 
     def __getstate__(self):
         state = super().__getstate__()

@@ -11,10 +11,12 @@ which a retraining refits (the chosen hyperparameters held fixed: a
 sees are the final estimator's inputs (after a pipeline's earlier steps).
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import (
     GammaRegressor,
@@ -31,7 +33,12 @@ from sklearn.linear_model import (
     TweedieRegressor,
 )
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+)
 
 from ._mixin import InfluenceMixin, InfluenceModel
 from ._utils import effective_weights
@@ -246,6 +253,19 @@ def read_objective(est):
     )
 
 
+@contextmanager
+def _named(obj):
+    """Errors raised inside name the user's estimator, not FittedObjective."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        if "FittedObjective" not in message:
+            raise
+        raise ValueError(message.replace("FittedObjective",
+                                         type(obj.estimator).__name__)) from None
+
+
 class FittedObjective(InfluenceMixin, BaseEstimator):
     """The influence model of an already-fitted scikit-learn estimator.
 
@@ -278,6 +298,8 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         reading = read_objective(est)
         X_raw, y_raw = X, y
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
+        if sample_weight is not None:  # one finite weight per row, or a clear error
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if X.shape[1] != est.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features (after any preprocessing) but the estimator "
@@ -347,6 +369,11 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         if sample_weight is None:
             sample_weight = self._fit_sample_weight
         refit = clone(self._reading.refit)
+        names = getattr(self.estimator, "feature_names_in_", None)
+        if names is not None and not sp.issparse(X) and not hasattr(X, "columns"):
+            import pandas as pd  # it was fitted on a table: refit on one, names and all
+
+            X = pd.DataFrame(X, columns=names)
         # SGD refits from scratch, as it was fitted: its schedule depends on the start
         if "warm_start" in refit.get_params() and not isinstance(
                 refit, (SGDClassifier, SGDRegressor)):
@@ -356,6 +383,14 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         refit.fit(X, y, sample_weight=sample_weight)
         return FittedObjective(refit, influence_solver=self.influence_solver,
                                damping=self.damping).fit(X, y, sample_weight)
+
+    def _validate_test(self, X, y):
+        with _named(self):
+            return super()._validate_test(X, y)
+
+    def _validate_rows(self, X):
+        with _named(self):
+            return super()._validate_rows(X)
 
     def _stationarity_advice(self):
         name = type(self.estimator).__name__

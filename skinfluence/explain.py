@@ -37,9 +37,11 @@ from sklearn.utils.validation import check_is_fitted
 from ._dask import is_dask
 from ._frames import (
     check_test_rows,
+    check_training_rows,
     index_of,
     positions_of,
     label_matrix,
+    label_predictions,
     label_vector,
     row_labels,
     short_feature_names,
@@ -235,10 +237,14 @@ class Explanation(BaseEstimator):
                     f"This {type(final).__name__} was fitted without its training data being "
                     "stored; refit it with its own `fit` to compute influence."
                 )
-            if sample_weight is not None:
+            kept = final._fit_sample_weight
+            if sample_weight is not None and not (
+                    kept is not None and np.shape(sample_weight) == np.shape(kept)
+                    and np.array_equal(np.asarray(sample_weight, dtype=float), kept)):
                 raise ValueError(
-                    f"{type(final).__name__} keeps the sample weights it was fitted with; "
-                    "sample_weight is only for estimators read by explain()."
+                    f"{type(final).__name__} keeps the sample weights it was fitted with, "
+                    "and these differ from them; leave sample_weight out (it is only for "
+                    "estimators read by explain())."
                 )
             model = final
             overrides = {k: v for k, v in (("influence_solver", self.influence_solver),
@@ -253,9 +259,10 @@ class Explanation(BaseEstimator):
                 raise TypeError(
                     f"A fitted {type(final).__name__} does not keep its training data: call "
                     "skinfluence.explain(model, X_train, y_train) with the rows it was "
-                    "fitted on, or use an skinfluence estimator such as "
-                    "InfluenceLogisticRegression as the final step (it keeps them)."
+                    "fitted on, or use skinfluence's "
+                    f"{_drop_in(final)} as the final step (it keeps them)."
                 )
+            check_training_rows(X, y, sample_weight)
             Xt = preprocessor.transform(X) if preprocessor is not None else X
             model = FittedObjective(
                 final,
@@ -466,26 +473,36 @@ class Explanation(BaseEstimator):
         out = self.model_.influence_on_function(fn, self.transform(X_test), kind=kind)
         return label_vector(out, self.train_index_, f"influence_{kind}") if as_frame else out
 
-    def loo_decision_function(self):
+    def _predictions(self, out, name, as_frame):
+        if not as_frame:
+            return out
+        return label_predictions(out, self.train_index_, name, getattr(self, "classes_", None))
+
+    def loo_decision_function(self, *, as_frame=False):
         """:meth:`InfluenceMixin.loo_decision_function` of the final model."""
         check_is_fitted(self)
-        return self.model_.loo_decision_function()
+        return self._predictions(self.model_.loo_decision_function(),
+                                 "loo_decision_function", as_frame)
 
-    def loo_predict_proba(self):
+    def loo_predict_proba(self, *, as_frame=False):
         """:meth:`InfluenceMixin.loo_predict_proba` of the final model."""
         check_is_fitted(self)
-        return self.model_.loo_predict_proba()
+        return self._predictions(self.model_.loo_predict_proba(), "loo_predict_proba",
+                                 as_frame)
 
-    def loo_predict(self):
-        """:meth:`InfluenceMixin.loo_predict` of the final model."""
+    def loo_predict(self, *, as_frame=False):
+        """:meth:`InfluenceMixin.loo_predict` of the final model (labelled by the
+        training rows with ``as_frame=True``)."""
         check_is_fitted(self)
-        return self.model_.loo_predict()
+        return self._predictions(self.model_.loo_predict(), "loo_predict", as_frame)
 
-    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1):
+    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1,
+                                 as_frame=False):
         """:meth:`InfluenceMixin.approx_cross_val_predict` of the final model (the
         preprocessing is held as fitted on all rows)."""
         check_is_fitted(self)
-        return self.model_.approx_cross_val_predict(method, cv, newton_steps=newton_steps)
+        out = self.model_.approx_cross_val_predict(method, cv, newton_steps=newton_steps)
+        return self._predictions(out, f"cv_{method}", as_frame)
 
     # ---------------------------------------------------------- predictions
     def predict(self, X):
@@ -506,10 +523,11 @@ class Explanation(BaseEstimator):
         model = self.model_._refit(sample_weight, X=X, y=y)
         new = copy.copy(self)
         keep_rows = X is None
-        return new._set_parts(self.preprocessor_, model, self.final_estimator_,
-                              self.X_train_ if keep_rows else None,
-                              self.train_index_ if keep_rows or _n_rows(X) == self.n_train_
-                              else None)
+        new._set_parts(self.preprocessor_, model, self.final_estimator_,
+                       self.X_train_ if keep_rows else None,
+                       self.train_index_ if keep_rows or _n_rows(X) == self.n_train_ else None)
+        new.feature_names_ = self.feature_names_  # the refit saw arrays: keep the names
+        return new
 
     def refit(self, sample_weight=None, *, X=None, y=None):
         """The final step refitted with other sample weights or labels, as an Explanation.
@@ -521,6 +539,20 @@ class Explanation(BaseEstimator):
         """
         Xt = None if X is None else self.transform(X)
         return self._refit(sample_weight, X=Xt, y=y)
+
+
+_DROP_INS = {
+    "LogisticRegression": "InfluenceLogisticRegression", "LogisticRegressionCV":
+    "InfluenceLogisticRegression", "Ridge": "InfluenceRidge", "RidgeCV": "InfluenceRidge",
+    "LinearRegression": "InfluenceRidge(alpha=0)", "PoissonRegressor":
+    "InfluencePoissonRegressor", "GammaRegressor": "InfluenceGammaRegressor",
+    "TweedieRegressor": "InfluenceTweedieRegressor",
+}
+
+
+def _drop_in(est):
+    """The skinfluence estimator to use instead of ``est`` (by its class name)."""
+    return _DROP_INS.get(type(est).__name__, "InfluenceLogisticRegression or InfluenceRidge")
 
 
 def as_explanation(fitted):

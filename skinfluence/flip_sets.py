@@ -74,6 +74,13 @@ def _quantity(ex, x_test, coef):
     """``(value, removal influence of every row, name)`` at the explanation's model."""
     model = ex.model_
     if coef is None:
+        if not hasattr(model, "classes_"):
+            raise ValueError(
+                f"smallest_flip_set(x_test) flips a classifier's predicted class; a "
+                f"{type(ex.final_estimator_).__name__}'s prediction has no sign to flip. "
+                "Pass coef='<parameter name>' to flip a coefficient's sign, or rank rows "
+                "by influence_on_prediction(x_test, kind='newton')."
+            )
         F = np.atleast_2d(model.decision_function(ex.transform(x_test)))
         dF = ex.influence_on_prediction(x_test, kind="remove",
                                         response_method="decision_function")

@@ -75,6 +75,13 @@ def glm_targets(loss, y, what="y"):
     """Targets as an ``(n, 1)`` float array, finite and in the family's domain."""
     Y = regression_targets(y, 1)
     loss.check_targets(Y, what)
+    if what != "y_test" and loss.link == "log" and Y.size and not np.any(Y > 0):
+        # the mean runs to 0: no finite optimum, and the fit's Hessian is (nearly) zero
+        raise ValueError(
+            f"{what} is zero on every row: a {loss._family()} model with a log link has no "
+            "finite optimum (its mean runs to 0), so influence is undefined. Check the "
+            "target column; a model needs some positive values."
+        )
     return Y
 
 
@@ -111,9 +118,9 @@ class _InfluenceGLM(InfluenceMixin):
         if sample_weight is not None and np.any(np.asarray(sample_weight, dtype=float) < 0):
             glm_weights(sample_weight, np.size(sample_weight))  # refuses, in words
         y_checked = np.asarray(y)
-        if y_checked.dtype.kind in "fiub" and y_checked.ndim == 1:
+        if y_checked.dtype.kind in "fiub" and y_checked.ndim == 1 and y_checked.size:
             # the family's domain, in words, before scikit-learn's terser message
-            glm_loss(self).check_targets(y_checked.astype(float), "y")
+            glm_targets(glm_loss(self), y_checked.astype(float), "y")
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)

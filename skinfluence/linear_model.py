@@ -268,6 +268,7 @@ def regression_targets(y, n_outputs):
     y = np.asarray(y, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity; pass finite regression targets.")
+    check_magnitude(y, "y")
     Y = y.reshape(len(y), -1)
     if Y.shape[1] != n_outputs:
         raise ValueError(f"y has {Y.shape[1]} target(s) but the model has {n_outputs}.")

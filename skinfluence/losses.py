@@ -15,6 +15,9 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import logsumexp
 
+#: Largest linear predictor of a log link whose mean (and its square) fits float64.
+MAX_LOG_MEAN = 350.0
+
 __all__ = [
     "Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss",
     "SignedSquaredLoss", "HalfTweedieDeviance", "HalfPoissonDeviance", "HalfGammaDeviance",
@@ -35,6 +38,9 @@ class Loss:
     #: True for families whose dispersion is estimated (normal, gamma, Tweedie):
     #: Cook's distance then divides by Pearson's estimate; else by 1.
     estimate_dispersion = False
+
+    def check_outputs(self, F):
+        """Refuse outputs at which the loss is undefined (default: all finite are fine)."""
 
     def n_outputs(self, n_classes):
         """Number of model outputs ``K`` for ``n_classes`` classes."""
@@ -237,6 +243,26 @@ class HalfTweedieDeviance(Loss):
             f"family's domain ({domain}), e.g. {float(Y[bad].flat[0])!r}; pass targets in "
             "the domain (or choose another model)."
         )
+
+    def check_outputs(self, F):
+        """The mean must be in the family's domain: ``exp(f)`` must not overflow, and
+        an identity link needs ``f > 0`` when ``power > 0``."""
+        f = np.asarray(F)[:, 0]
+        if self.link == "log" and f.size and f.max() > MAX_LOG_MEAN:
+            i = int(np.argmax(f))
+            raise ValueError(
+                f"The model's linear predictor is {f[i]:.3g} at row {i}: its mean exp(f) "
+                "overflows float64. The row's features lie far outside the training data; "
+                "rescale or fix them."
+            )
+        if self.link == "identity" and self.power > 0 and np.any(f <= 0):
+            i = int(np.flatnonzero(f <= 0)[0])
+            raise ValueError(
+                f"The predicted mean is {f[i]:.3g} <= 0 at {int(np.count_nonzero(f <= 0))} "
+                f"row(s) (first: row {i}), outside the {self._family()} family's domain "
+                "(mean > 0): the loss and its influence are undefined there. Fit with "
+                "link='log' to keep every mean positive."
+            )
 
     def _family(self):
         p = self.power

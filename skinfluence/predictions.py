@@ -95,7 +95,7 @@ def _test_outputs(est, state, X):
     from ._mixin import check_outputs
 
     Phi_t = est._test_features(state, X)
-    return Phi_t, check_outputs(Phi_t @ state.Theta.T)
+    return Phi_t, check_outputs(Phi_t @ state.Theta.T, state.model.loss)
 
 
 def _response_jacobian(r, F0, C):

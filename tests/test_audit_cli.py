@@ -269,13 +269,22 @@ BAD = [
     ("poisson-negative", _with("-2", "y", text=FLOATS), ["--target", "y", "--model", "poisson"],
      ["'y'", "outside what --model poisson fits", "counts >= 0", "row "]),
     ("gamma-zero", COUNTS, ["--target", "y", "--model", "gamma"],
-     ["--model gamma", "positive values", "e.g. 0"]),
+     ["--model gamma", "positive values", "e.g. 0", "--model tweedie"]),
     ("poisson-as-classifier", COUNTS, ["--target", "y", "--model", "poisson", "--task",
                                         "classification"], ["regression model", "--task"]),
     ("logistic-regression", FLOATS, ["--target", "y", "--model", "logistic", "--task",
                                      "regression"], ["classifier", "--model ridge"]),
     ("cooks-classification", GOOD, ["--target", "y", "--rank", "cooks"],
      ["--rank cooks", "regression"]),
+    ("weight-negative", _with("-1", "z", text=COUNTS.replace("x,y", "x,y,z").replace(
+        "\n", ",1\n").replace("x,y,z,1", "x,y,z")), ["--target", "y", "--weight", "z",
+                                                      "--model", "poisson"],
+     ["--weight", "'z'", ">= 0", "-1"]),
+    ("weight-unknown", COUNTS, ["--target", "y", "--weight", "exposure"], ["--weight", "not in"]),
+    ("all-zero-counts", "x,y\n" + "".join(f"{i % 7},0\n" for i in range(30)),
+     ["--target", "y", "--model", "poisson"], ["zero on every row"]),
+    ("text-counts", _with("two", "y", text=COUNTS), ["--target", "y", "--model", "poisson"],
+     ["not numeric", "'two'", "--model poisson"]),
 ]
 
 
@@ -460,3 +469,36 @@ def test_count_target_audit_ranks_by_cooks_distance(tmp_path, capsys, model):
     assert ranking["policy"].iloc[0] == "P0042"
     # the predictions are the model's means (counts are never predicted negative)
     assert (ranking["predicted"] > 0).all()
+
+
+def test_weight_column_is_a_sample_weight_not_a_feature(tmp_path, capsys):
+    df = _claims()
+    df["exposure"] = np.random.default_rng(1).uniform(0.2, 1.0, len(df))
+    df["frequency"] = df["claims"] / df["exposure"]
+    path = tmp_path / "claims.csv"
+    df.drop(columns="claims").to_csv(path, index=False)
+    out = tmp_path / "ranking.csv"
+    assert _run(path, "--target", "frequency", "--model", "poisson", "--weight", "exposure",
+                "--index-col", "policy", "--output", out) == 0
+    assert "2 feature columns" in capsys.readouterr().out
+    ranking = pd.read_csv(out).set_index("policy")
+    # the same numbers as the pipeline fitted by hand with those weights
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from skinfluence import InfluencePoissonRegressor, explain
+
+    pre = ColumnTransformer(
+        [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+          make_column_selector(dtype_include=np.number)),
+         ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                               OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+          make_column_selector(dtype_exclude=np.number))], sparse_threshold=0.0)
+    pipe = make_pipeline(pre, InfluencePoissonRegressor(
+        alpha=1e-4, solver="newton-cholesky", tol=1e-10, max_iter=200))
+    X = df[["age", "region"]]
+    pipe.fit(X, df["frequency"], influencepoissonregressor__sample_weight=df["exposure"])
+    cooks = pd.Series(explain(pipe).cooks_distance(), index=df["policy"])
+    np.testing.assert_allclose(ranking["cooks_distance"], cooks[ranking.index], rtol=1e-6)

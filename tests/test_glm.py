@@ -271,3 +271,73 @@ def test_inputs_unchanged_and_no_warning_at_a_tight_fit():
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(sw, sw0)
+
+
+def test_undefined_means_and_overflow_are_refused_not_nan():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 3, size=(200, 3))
+    y = rng.poisson(1.0 + X[:, 0]) * rng.gamma(2.0, 1.0, 200)
+    ident = TweedieRegressor(power=1.5, link="identity", alpha=1e-3, **NEWTON).fit(X, y)
+    ex = explain(ident, X, y)
+    bad = np.array([[0.0, 0.0, 0.0]]) - 50.0 * np.sign(ident.coef_)[None, :]
+    assert ident.predict(bad)[0] <= 0
+    with pytest.raises(ValueError, match=r"predicted mean is .* <= 0 .*link='log'"):
+        ex.influence_on_loss(bad, [1.0])
+    with pytest.raises(ValueError, match=r"predicted mean is .* <= 0"):
+        ex.influence_on_prediction(bad)
+    X2, y2, _ = _data("poisson")
+    est = InfluencePoissonRegressor(alpha=0.01, **NEWTON).fit(X2, y2)
+    with pytest.raises(ValueError, match="overflows float64"):
+        est.influence_on_loss(np.full((1, 4), 1e5), [1.0])
+    with pytest.raises(ValueError, match="y contains values larger than"):
+        est.influence_on_loss(X2[:2], [1e308, 1.0])
+    y_big = y2.copy()
+    y_big[0] = 1e300
+    with pytest.raises(ValueError, match="larger than"):
+        InfluencePoissonRegressor().fit(X2, y_big)
+    with pytest.raises(ValueError, match="sample_weight contains values larger than"):
+        InfluencePoissonRegressor().fit(X2, y2, sample_weight=np.full(len(y2), 1e300))
+    with pytest.raises(ValueError, match="zero on every row"):
+        InfluencePoissonRegressor().fit(X2, 0 * y2)
+
+
+def test_explain_refuses_misaligned_training_labels_and_bad_weights():
+    df, y = _policies()
+    X = pd.get_dummies(df, dtype=float)
+    w = pd.Series(np.linspace(0.5, 1.5, len(y)), index=y.index)
+    reg = PoissonRegressor(alpha=0.01, **NEWTON).fit(X, y, sample_weight=w)
+    with pytest.raises(ValueError, match=r"y's index .* another order"):
+        explain(reg, X, y.sample(frac=1, random_state=0), sample_weight=w)
+    with pytest.raises(ValueError, match=r"sample_weight's index .* another order"):
+        explain(reg, X, y, sample_weight=w.sample(frac=1, random_state=0))
+    with pytest.raises(ValueError, match=r"sample_weight.shape == \(3,\), expected \(300,\)"):
+        explain(reg, X, y, sample_weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="NaN"):
+        explain(reg, X, y, sample_weight=np.r_[np.nan, np.ones(len(y) - 1)])
+    with pytest.raises(ValueError, match="PoissonRegressor is expecting"):
+        explain(reg, X, y, sample_weight=w).influence_on_loss(X.iloc[:2, :3].to_numpy(),
+                                                              y.iloc[:2])
+    with pytest.raises(TypeError, match="InfluencePoissonRegressor"):
+        explain(reg)
+    # the drop-in keeps its weights: passing the same ones again is fine, others are not
+    ours = InfluencePoissonRegressor(alpha=0.01, **NEWTON).fit(X, y, sample_weight=w)
+    explain(ours, sample_weight=w)
+    with pytest.raises(ValueError, match="differ"):
+        explain(ours, sample_weight=2 * w)
+
+
+def test_flip_sets_and_out_of_sample_tables_for_regressors():
+    from skinfluence import smallest_flip_set
+
+    df, y = _policies()
+    X = pd.get_dummies(df, dtype=float)
+    est = InfluencePoissonRegressor(alpha=0.01, **NEWTON).fit(X, y)
+    with pytest.raises(ValueError, match="no sign to flip.*coef="):
+        smallest_flip_set(est, X.iloc[[0]])
+    flip = smallest_flip_set(est, coef="age", max_fraction=0.5)
+    assert flip.quantity == "coef[age]"
+    loo = est.loo_predict(as_frame=True)
+    assert loo.index.equals(X.index) and loo.name == "loo_predict"
+    np.testing.assert_allclose(loo.to_numpy(), est.loo_predict())
+    cv = explain(est).approx_cross_val_predict(as_frame=True)
+    assert cv.index.equals(X.index)
