@@ -352,6 +352,22 @@ class HessianOperator:
             out = out + self.null_scale * np.sum(self.N**2, axis=1)
         return out
 
+    def block_diagonal(self):
+        """The ``K`` diagonal ``D x D`` blocks of the operator (one per output), shape
+        ``(K, D, D)``: the coupling between outputs dropped, that between features
+        kept (dense; built in one pass, ``K n D^2`` flops)."""
+        K, D = self.K, self.D
+        blocks = np.stack([
+            hessian(IdentityFeatures(), self.Phi, self.A[:, k:k + 1, k:k + 1], self.s, self.n,
+                    self.intercept, np.zeros(D))
+            for k in range(K)])
+        diag = (self.pen + self.damping).reshape(K, D)
+        blocks[:, np.arange(D), np.arange(D)] += diag
+        if self.N is not None:
+            N3 = self.N.reshape(K, D, -1)
+            blocks += self.null_scale * np.einsum("kdr,ker->kde", N3, N3)
+        return blocks
+
     def matvec(self, V, rows=None):
         """``H V`` for ``V`` of shape ``(P,)`` or ``(P, m)``.
 

@@ -32,7 +32,8 @@ def _rel(a, b):
 @pytest.mark.parametrize("data", ["cancer", "wine"])
 @pytest.mark.parametrize(
     "solver, tol",
-    [("cg", 1e-8), (ConjugateGradient(tol=1e-12, preconditioner=None), 1e-8), ("lissa", 1e-5)],
+    [("cg", 1e-8), (ConjugateGradient(tol=1e-12, preconditioner=None), 1e-8),
+     (LiSSA(tol=1e-7), 1e-5)],
 )
 def test_iterative_solvers_agree_with_direct(request, data, solver, tol):
     X, y, Xt, yt = request.getfixturevalue(data)
@@ -46,7 +47,7 @@ def test_iterative_solvers_agree_with_direct(request, data, solver, tol):
         assert _rel(a, b) < tol
 
 
-@pytest.mark.parametrize("solver", ["cg", "lissa"])
+@pytest.mark.parametrize("solver", ["cg", LiSSA(tol=1e-7)])
 def test_iterative_solvers_on_svms(cancer, solver):
     X, y, Xt, yt = cancer
     X, y = X[:200], y[:200]
@@ -55,6 +56,79 @@ def test_iterative_solvers_on_svms(cancer, solver):
         ref = est.influence_on_loss(Xt[:8], yt[:8])
         est.set_params(influence_solver=solver)
         assert _rel(est.influence_on_loss(Xt[:8], yt[:8]), ref) < 1e-5
+
+
+def test_lissa_defaults_stop_by_the_recursion_change(cancer):
+    """Default LiSSA stops each right-hand side when its estimated error is within
+    tol = 1e-2 (by the recursion's change, before the worst-case depth), and is that
+    accurate."""
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ref = clf.influence_on_loss(Xt[:20], yt[:20])
+    clf.set_params(influence_solver="lissa")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no cap reached, no warning
+        got = clf.influence_on_loss(Xt[:20], yt[:20])
+    solver = clf._state().solver
+    assert solver.steps[-1] <= solver.depth
+    err = np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert err.max() < 1e-2
+    # a tighter tol takes more steps and is more accurate
+    clf.set_params(influence_solver=LiSSA(tol=1e-4))
+    tight = clf.influence_on_loss(Xt[:20], yt[:20])
+    assert clf._state().solver.steps[-1] > solver.steps[-1]
+    assert (np.linalg.norm(tight - ref, axis=1) / np.linalg.norm(ref, axis=1)).max() < 1e-4
+
+
+def test_lissa_stops_early_when_the_solution_lies_along_large_curvature():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(3000, 20, random_state=0)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X[:2900], y[:2900])
+    ref = clf.influence_on_loss(X[2900:], y[2900:])
+    clf.set_params(influence_solver="lissa")
+    got = clf.influence_on_loss(X[2900:], y[2900:])
+    solver = clf._state().solver
+    assert solver.steps[-1] < solver.depth / 4
+    assert (np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)).max() < 1e-2
+
+
+def test_lissa_warns_when_its_depth_cap_stops_it(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON, influence_solver=LiSSA(max_depth=5)).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match=r"max_depth=5 .*influence_solver='cg'"):
+        clf.influence_on_loss(Xt[:3], yt[:3])
+
+
+@pytest.mark.parametrize("data", ["cancer", "wine"])
+@pytest.mark.parametrize("preconditioner", ["jacobi", "block", "nystrom", None])
+def test_cg_preconditioners_agree_with_direct(request, data, preconditioner):
+    X, y, Xt, yt = request.getfixturevalue(data)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ref = clf.influence_on_loss(Xt[:10], yt[:10])
+    clf.set_params(influence_solver=ConjugateGradient(preconditioner=preconditioner, rank=20))
+    assert _rel(clf.influence_on_loss(Xt[:10], yt[:10]), ref) < 1e-8
+    assert clf._state().solver.preconditioner == preconditioner
+
+
+def test_structured_preconditioners_cut_cg_iterations():
+    """On digits (10 classes, correlated pixels) the class-block and Nystrom
+    preconditioners need far fewer CG iterations than Jacobi; "auto" picks the
+    block one for a multinomial model."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X[:600], y[:600])
+    iterations = {}
+    for pc in ("jacobi", "block", "nystrom", "auto"):
+        clf.set_params(influence_solver=ConjugateGradient(tol=1e-8, preconditioner=pc))
+        clf.influence_on_loss(X[600:620], y[600:620])
+        solver = clf._state().solver
+        iterations[solver.preconditioner if pc != "auto" else pc] = solver.iterations[-1]
+    assert iterations["block"] * 2 < iterations["jacobi"]
+    assert iterations["nystrom"] * 2 < iterations["jacobi"]
+    assert iterations["auto"] == iterations["block"]
 
 
 def test_cg_matches_scipy_cg_one_column(cancer):
@@ -207,6 +281,8 @@ def test_memory_is_bounded_by_chunks():
 
 
 @pytest.mark.parametrize("solver, option", [
+    (ConjugateGradient(rank=0), "rank"), (ConjugateGradient(preconditioner="ilu"),
+                                            "preconditioner"),
     (LiSSA(repeats=0), "repeats"), (LiSSA(batch_size=0), "batch_size"),
     (LiSSA(scale=np.nan), "scale"), (LiSSA(scale=-1.0), "scale"), (LiSSA(depth=-1), "depth"),
     (LiSSA(tol=0.0), "tol"), (LiSSA(tol=1.5), "tol"), (LiSSA(max_depth=0), "max_depth"),
