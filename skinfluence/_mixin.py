@@ -356,6 +356,21 @@ def _group_positions(group, n, index=None):
     return np.unique(g)
 
 
+def _leverage_one(lhs):
+    """Rows whose ``I - c A M`` (eigenvalues in [0, 1]) is singular to
+    ``LEVERAGE_ONE_TOL``: the determinant screens them (a batched LU), the SVD
+    decides for the few it cannot clear (each eigenvalue is at least the det)."""
+    K = lhs.shape[-1]
+    if K == 1:
+        return np.abs(lhs[:, 0, 0]) < LEVERAGE_ONE_TOL
+    unsure = np.flatnonzero(np.abs(np.linalg.det(lhs)) < 1e-3)
+    flat = np.zeros(len(lhs), dtype=bool)
+    if unsure.size:
+        flat[unsure] = np.linalg.svd(lhs[unsure], compute_uv=False).min(axis=1) \
+            < LEVERAGE_ONE_TOL
+    return flat
+
+
 def _output_blocks(Phi_t, K):
     """``U = [I_K (x) phi~_i]`` for rows ``phi~_i`` of ``Phi_t``: shape (K D, rows * K).
 
@@ -449,6 +464,22 @@ class _InfluenceState(ParameterLayout):
         if "_share_solved" not in self.__dict__:
             self._share_solved = self.solver.solve(self.share[:, None])[:, 0]
         return self._share_solved
+
+    def solve_output_blocks(self, Phi_t):
+        """``H^{-1} (e_k (x) phi~_i)`` for every row ``i`` of ``Phi_t`` and output
+        ``k``: shape ``(K, D, K, rows)`` (the solution's layout, then ``k, i``).
+
+        With a factored H these are columns of ``H^{-1}`` times the rows: one GEMM
+        of ``P K x D x rows`` (``rows P^2`` flops), not solves over ``rows K``
+        right-hand sides (``2 rows K P^2``).
+        """
+        K, D = self.K, self.D
+        rows = Phi_t.shape[0]
+        if isinstance(self.solver, DirectSolver):
+            Hinv = self.solver.inverse()
+            return (Hinv.reshape(K * D * K, D) @ Phi_t.T).reshape(K, D, K, rows)
+        S = self.solve_many(_output_blocks(Phi_t, K)).reshape(K, D, rows, K)
+        return S.transpose(0, 1, 3, 2)
 
     def solve_many(self, B):
         """``H^{-1} B`` for many right-hand sides, in bounded batches of columns."""
@@ -1142,14 +1173,14 @@ class InfluenceMixin:
         Phi_t = _dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
         c_rows = Phi_t.shape[0]
         # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
-        S = state.solve_many(_output_blocks(Phi_t, K)).reshape(K, D, c_rows, K)
-        M = np.einsum("id,kdil->ikl", Phi_t, S)  # (c, K, K): phi~^T (H^-1)_{kl} phi~
+        S = state.solve_output_blocks(Phi_t)  # (K, D, K, c)
+        M = np.einsum("id,kdli->ikl", Phi_t, S)  # (c, K, K): phi~^T (H^-1)_{kl} phi~
         c = (state.s[rows] / state.n)[:, None, None]
         A = state.op.A[rows]
-        lhs = np.eye(K)[None] - c * np.einsum("ikj,ijl->ikl", A, M)
+        lhs = np.eye(K)[None] - c * np.matmul(A, M)
         # leverage 1: without the row the objective is flat along some direction, so
         # there is no Newton step (and no unique refit); NaN, never a finite guess
-        flat = np.linalg.svd(lhs, compute_uv=False).min(axis=1) < LEVERAGE_ONE_TOL
+        flat = _leverage_one(lhs)
         lhs[flat] = np.eye(K)
         rhs = state.G[rows]
         if state.share is not None:
@@ -1161,7 +1192,7 @@ class InfluenceMixin:
             rhs = rhs + c[:, :, 0] * np.einsum("ikl,il->ik", A, v)
         coef = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
         coef[flat] = np.nan
-        steps = np.einsum("kdil,il->ikd", S, coef).reshape(c_rows, K * D)
+        steps = np.einsum("kdli,il->ikd", S, coef).reshape(c_rows, K * D)
         if state.share is not None:
             steps += c[:, :, 0] * u[None, :]
         return steps
@@ -1238,7 +1269,8 @@ class InfluenceMixin:
         for g in groups:  # a loop over groups; each group is one block solve
             Phi_t = _dense_augmented(state.Phi[g], state.intercept)
             U = _output_blocks(Phi_t, K)  # (P, |G| K)
-            S = state.solve_many(U)  # H^-1 U_G
+            S = state.solve_output_blocks(Phi_t).transpose(0, 1, 3, 2).reshape(
+                state.P, -1)  # H^-1 U_G, columns (row, output) as U's
             M = U.T @ S  # U^T H^-1 U
             c = state.s[g] / state.n
             Cmat = np.zeros((len(g), K, len(g), K))

@@ -14,6 +14,7 @@ direction (see ``DESIGN.md`` §2).
 import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import logsumexp
+from scipy.special import expit, softmax
 
 #: Largest linear predictor of a log link whose mean (and its square) fits float64.
 MAX_LOG_MEAN = 350.0
@@ -22,6 +23,13 @@ __all__ = [
     "Loss", "LogLoss", "OneVsRestLogLoss", "SoftmaxLoss", "SmoothHinge", "SquaredLoss",
     "SignedSquaredLoss", "HalfTweedieDeviance", "HalfPoissonDeviance", "HalfGammaDeviance",
 ]
+
+
+def _diagonal(V):
+    """``(n, K)`` -> ``(n, K, K)`` with ``V`` on each diagonal."""
+    A = np.zeros(V.shape + (V.shape[1],))
+    A[:, np.arange(V.shape[1]), np.arange(V.shape[1])] = V
+    return A
 
 
 class Loss:
@@ -76,6 +84,11 @@ class LogLoss(Loss):
         f = F[:, 0]
         return anp.logaddexp(0.0, f) - Y * f
 
+    def derivatives(self, Y, F, order=2):
+        p = expit(F)
+        G = p - np.reshape(Y, (-1, 1))
+        return G if order == 1 else (G, (p * (1.0 - p))[:, :, None])
+
 
 class OneVsRestLogLoss(Loss):
     """Sum over classes of binary logistic losses (one-vs-rest, as SGDClassifier).
@@ -98,6 +111,11 @@ class OneVsRestLogLoss(Loss):
     def value(self, Y, F):
         return anp.sum(anp.logaddexp(0.0, F) - Y * F, axis=1)
 
+    def derivatives(self, Y, F, order=2):
+        p = expit(F)
+        G = p - Y
+        return G if order == 1 else (G, _diagonal(p * (1.0 - p)))
+
 
 class SoftmaxLoss(Loss):
     """Multinomial cross-entropy ``logsumexp(f) - f_y`` over ``K`` outputs.
@@ -118,6 +136,15 @@ class SoftmaxLoss(Loss):
 
     def value(self, Y, F):
         return logsumexp(F, axis=1) - anp.sum(Y * F, axis=1)
+
+    def derivatives(self, Y, F, order=2):
+        P = softmax(F, axis=1)
+        G = P - Y
+        if order == 1:
+            return G
+        A = -P[:, :, None] * P[:, None, :]
+        A[:, np.arange(P.shape[1]), np.arange(P.shape[1])] += P
+        return G, A
 
 
 class SmoothHinge(Loss):
@@ -152,6 +179,11 @@ class SmoothHinge(Loss):
         t = self.t
         return anp.sum(t * anp.logaddexp(0.0, (1.0 - Y * F) / t), axis=1)
 
+    def derivatives(self, Y, F, order=2):
+        q = expit((1.0 - Y * F) / self.t)
+        G = -Y * q
+        return G if order == 1 else (G, _diagonal(Y * Y * q * (1.0 - q) / self.t))
+
 
 class SquaredLoss(Loss):
     """Squared error ``(y - f)**2 / 2`` summed over outputs."""
@@ -167,6 +199,10 @@ class SquaredLoss(Loss):
 
     def value(self, Y, F):
         return 0.5 * anp.sum((Y - F) ** 2, axis=1)
+
+    def derivatives(self, Y, F, order=2):
+        G = F - Y
+        return G if order == 1 else (G, _diagonal(np.ones_like(F)))
 
     def inverse_link(self, F):
         """The predicted mean from the outputs (``predict``): here the outputs."""

@@ -355,3 +355,29 @@ def test_material_damping_is_reported(cancer):
         clf.set_params(damping=lam_min).self_influence()
     # damping / (lam_min + damping) = 50%, from a few inverse power iterations
     assert re.search(r"is (4[5-9]|5[0-5])% of", str(record[0].message))
+
+
+@pytest.mark.parametrize("loss_name", ["log", "ovr", "softmax", "hinge", "squared", "signed"])
+def test_closed_form_derivatives_equal_autograd(loss_name):
+    """The losses' closed-form G and A (the fast path) equal autograd's."""
+    from skinfluence.curvature import autograd_derivatives, output_derivatives
+    from skinfluence.losses import (
+        LogLoss, OneVsRestLogLoss, SignedSquaredLoss, SmoothHinge, SoftmaxLoss, SquaredLoss)
+
+    rng = np.random.default_rng(0)
+    n, K = 50, 4
+    loss, Y = {
+        "log": (LogLoss(), rng.integers(0, 2, n).astype(float)),
+        "ovr": (OneVsRestLogLoss(), OneVsRestLogLoss().encode(rng.integers(0, K, n), K)),
+        "softmax": (SoftmaxLoss(), SoftmaxLoss().encode(rng.integers(0, K, n), K)),
+        "hinge": (SmoothHinge(0.2), SmoothHinge().encode(rng.integers(0, K, n), K)),
+        "squared": (SquaredLoss(), rng.normal(size=(n, K))),
+        "signed": (SignedSquaredLoss(), SignedSquaredLoss().encode(rng.integers(0, K, n), K)),
+    }[loss_name]
+    F = 3 * rng.normal(size=(n, 1 if loss_name == "log" else K))
+    G, A = output_derivatives(loss, Y, F)
+    G_ad, A_ad = autograd_derivatives(loss, Y, F)
+    np.testing.assert_allclose(G, G_ad, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(A, A_ad, rtol=1e-12, atol=1e-12 * np.abs(A_ad).max())
+    np.testing.assert_allclose(output_derivatives(loss, Y, F, order=1), G_ad, rtol=1e-12,
+                               atol=1e-14)

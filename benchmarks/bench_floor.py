@@ -1,0 +1,243 @@
+"""Every influence quantity against its BLAS floor, cold and warm, in one table.
+
+The floor is the same linear algebra written directly with numpy/scipy in this
+file: closed-form logistic / softmax derivatives, the Hessian as GEMMs, one
+Cholesky factorisation, triangular or Cholesky solves, and the products that turn
+solves into the answer -- nothing else (no validation, no checks, no chunking).
+"cold" starts from the fitted coefficients (ours: a fresh cache, so the Hessian is
+built, factored and checked for stationarity; the floor builds and factors it
+too); "warm" reuses the factorisation on both sides. Each answer is checked
+against the floor (relative error printed) before its time is trusted.
+
+Workloads (as ``../shared/bench-peers``): W1 digits / 16, 1,400 rows, 10 classes
+(P = 650); W2 ``make_classification`` 50,000 x 200; W3 20,000 x 2,000; plus a
+tiny 200 x 5 problem whose absolute difference is the per-call overhead.
+
+Run: ``python benchmarks/bench_floor.py [W1 W2 W3 tiny] [--repeats 5]``
+"""
+
+import argparse
+import time
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.special import expit, logsumexp, softmax
+from sklearn.datasets import load_digits, make_classification
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from skinfluence import InfluenceLogisticRegression
+
+
+def workload(name):
+    if name == "W1":
+        X, y = load_digits(return_X_y=True)
+        Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, train_size=1400, stratify=y,
+                                              random_state=0)
+        return Xtr, ytr, Xte[:100], yte[:100]
+    if name in ("W2", "W3", "tiny"):
+        n, p = {"W2": (50_000, 200), "W3": (20_000, 2_000), "tiny": (200, 5)}[name]
+        X, y = make_classification(n_samples=n + 100, n_features=p, random_state=0)
+        return X[:n], y[:n], X[n:], y[n:]
+    raise SystemExit(f"unknown workload {name!r}")
+
+
+# ------------------------------------------------------------------ the floor
+class Floor:
+    """Derivatives, Hessian and factor of ``R`` for (multinomial) logistic regression."""
+
+    def __init__(self, X, yi, coef, intercept, C):
+        n = X.shape[0]
+        self.K = K = coef.shape[0]
+        self.Xt = Xt = np.hstack([X, np.ones((n, 1))])
+        self.D = D = Xt.shape[1]
+        self.n, self.yi = n, yi
+        self.Theta = np.hstack([coef, intercept[:, None]])
+        F = Xt @ self.Theta.T
+        if K == 1:
+            p = expit(F[:, 0])
+            self.G = (p - yi)[:, None]
+            self.A = (p * (1 - p))[:, None, None]
+            H = Xt.T @ (Xt * self.A[:, 0, 0][:, None]) / n
+        else:
+            Pr = softmax(F, axis=1)
+            self.G = Pr - np.eye(K)[yi]
+            self.A = Pr[:, :, None] * (np.eye(K)[None] - Pr[:, None, :])
+            H = np.empty((K * D, K * D))
+            for k in range(K):
+                for m in range(k, K):
+                    B = Xt.T @ (Xt * self.A[:, k, m][:, None]) / n
+                    H[k * D:(k + 1) * D, m * D:(m + 1) * D] = B
+                    H[m * D:(m + 1) * D, k * D:(k + 1) * D] = B.T
+        pen = np.tile(np.r_[np.full(D - 1, 1.0 / (C * n)), 0.0], K)
+        H[np.diag_indices_from(H)] += pen
+        self.pen = pen
+        if K > 1:  # the flat common intercept shift: solve on its complement
+            v = np.zeros((K, D))
+            v[:, -1] = 1 / np.sqrt(K)
+            H += np.mean(np.diag(H)) * np.outer(v.ravel(), v.ravel())
+        self.H = H
+        self.cf = cho_factor(H, lower=True)
+
+    def grads(self, Xt, G):
+        return (G[:, :, None] * Xt[:, None, :]).reshape(len(Xt), -1)
+
+    def test_grads(self, Xte, yte):
+        Xt = np.hstack([Xte, np.ones((len(Xte), 1))])
+        F = Xt @ self.Theta.T
+        G = (expit(F[:, 0]) - yte)[:, None] if self.K == 1 else softmax(F, 1) - np.eye(
+            self.K)[yte]
+        return Xt, self.grads(Xt, G)
+
+    def loss(self, Xt, yi, F):
+        if self.K == 1:
+            return np.logaddexp(0, F[..., 0]) - yi * F[..., 0]
+        return logsumexp(F, axis=-1) - np.take_along_axis(
+            F, np.broadcast_to(yi, F.shape[:-1])[..., None], -1)[..., 0]
+
+    def influence_on_loss(self, Xte, yte):
+        _, Gte = self.test_grads(Xte, yte)
+        S3 = cho_solve(self.cf, Gte.T).reshape(self.K, self.D, -1)
+        out = np.zeros((len(Xte), self.n))
+        for k in range(self.K):
+            out -= ((self.Xt @ S3[k]) * self.G[:, k:k + 1]).T
+        return out
+
+    def self_influence(self):
+        V = solve_triangular(self.cf[0], self.grads(self.Xt, self.G).T, lower=True)
+        return -np.einsum("ij,ij->j", V, V)
+
+    def influence_on_params(self):
+        return -cho_solve(self.cf, self.grads(self.Xt, self.G).T).T
+
+    @property
+    def Hinv(self):
+        if not hasattr(self, "_Hinv"):
+            self._Hinv = cho_solve(self.cf, np.eye(len(self.H)))
+        return self._Hinv
+
+    def newton_steps(self):
+        """theta_-i - theta_hat for every row, (n, P) in the (K, D) layout.
+
+        Rank-K Woodbury per row; ``H^{-1} (e_k (x) x~_i)`` are columns of the
+        explicit inverse times the row (one GEMM), the cheapest way to get all
+        ``n K`` of them."""
+        n, K, D, c = self.n, self.K, self.D, 1.0 / self.n
+        S = (self.Hinv.reshape(K * D * K, D) @ self.Xt.T).reshape(K, D, K, n)
+        M = np.einsum("id,kdli->ikl", self.Xt, S)
+        lhs = np.eye(K)[None] - c * np.matmul(self.A, M)
+        z = np.linalg.solve(lhs, self.G[:, :, None])[:, :, 0] * c
+        return np.einsum("kdli,il->ikd", S, z).reshape(n, K * D)
+
+    def newton_loss(self, Xte, yte):
+        Xt, _ = self.test_grads(Xte, yte)
+        steps = self.newton_steps().reshape(self.n, self.K, self.D)
+        F0 = Xt @ self.Theta.T
+        F = F0[:, None, :] + np.einsum("td,ikd->tik", Xt, steps)
+        return self.loss(Xt, yte[:, None], F) - self.loss(Xt, yte, F0)[:, None]
+
+    def loo_outputs(self):
+        steps = self.newton_steps().reshape(self.n, self.K, self.D)
+        return self.Xt @ self.Theta.T + np.einsum("id,ikd->ik", self.Xt, steps)
+
+    def cv_outputs(self, folds):
+        out = np.empty((self.n, self.K))
+        g_full = (self.grads(self.Xt, self.G).sum(0) / self.n
+                  + self.pen * self.Theta.ravel())
+        for f in folds:
+            Xf, Af, Gf = self.Xt[f], self.A[f], self.G[f]
+            Hf = np.empty_like(self.H)
+            for k in range(self.K):
+                for m in range(k, self.K):
+                    B = Xf.T @ (Xf * Af[:, k, m][:, None]) / self.n
+                    Hf[k * self.D:(k + 1) * self.D, m * self.D:(m + 1) * self.D] = B
+                    Hf[m * self.D:(m + 1) * self.D, k * self.D:(k + 1) * self.D] = B.T
+            gf = self.grads(Xf, Gf).sum(0) / self.n
+            step = cho_solve(cho_factor(self.H - Hf, lower=True), g_full - gf)
+            out[f] = self.Xt[f] @ (self.Theta - step.reshape(self.K, self.D)).T
+        return out
+
+
+# ------------------------------------------------------------------ timing
+def median(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), out
+
+
+def run(name, repeats):
+    X, y, Xte, yte = workload(name)
+    est = InfluenceLogisticRegression(solver="newton-cholesky" if name != "W1" else "lbfgs",
+                                      tol=1e-10, max_iter=5000).fit(X, y)
+    yi, yti = np.searchsorted(est.classes_, y), np.searchsorted(est.classes_, yte)
+    folds = [f for _, f in StratifiedKFold(5).split(X, y)]
+    kinds = {
+        "influence_on_loss (100 test)": (lambda e: e.influence_on_loss(Xte, yte),
+                                         lambda f: f.influence_on_loss(Xte, yti)),
+        "self_influence": (lambda e: e.self_influence(), lambda f: f.self_influence()),
+        "influence_on_params": (lambda e: e.influence_on_params(),
+                                lambda f: f.influence_on_params()),
+        "influence_on_params newton": (lambda e: e.influence_on_params(kind="newton"),
+                                       lambda f: f.newton_steps()),
+        "influence_on_loss newton (100 test)": (
+            lambda e: e.influence_on_loss(Xte, yte, kind="newton"),
+            lambda f: f.newton_loss(Xte, yti)),
+        "loo_decision_function": (lambda e: e.loo_decision_function(),
+                                  lambda f: f.loo_outputs()),
+        "approx_cross_val_predict (5 folds)": (
+            lambda e: e.approx_cross_val_predict("decision_function", cv=5),
+            lambda f: f.cv_outputs(folds)),
+    }
+    if name == "W3":  # n x P answers of 320 MB each: the first-order ones suffice
+        for k in ("influence_on_params", "influence_on_params newton",
+                  "influence_on_loss newton (100 test)", "loo_decision_function",
+                  "approx_cross_val_predict (5 folds)"):
+            kinds.pop(k)
+    rows = []
+    warm_floor = Floor(X, yi, est.coef_, est.intercept_, est.C)
+    est.self_influence()
+    for q, (ours, floor) in kinds.items():
+        def ours_cold():
+            est._influence_cache.clear()
+            return ours(est)
+
+        t_oc, a = median(ours_cold, repeats)
+        t_fc, b = median(lambda: floor(Floor(X, yi, est.coef_, est.intercept_, est.C)),
+                         repeats)
+        est.self_influence()
+        t_ow, _ = median(lambda: ours(est), repeats)
+        t_fw, _ = median(lambda: floor(warm_floor), repeats)
+        a = np.asarray(a, dtype=float).reshape(len(b), -1)
+        b = np.asarray(b, dtype=float).reshape(len(b), -1)
+        if q.startswith("influence_on_params"):  # the floor's (K, D) layout -> theta order
+            K, D = est.coef_.shape[0], X.shape[1] + 1
+            b3 = b.reshape(len(b), K, D)
+            b = np.hstack([b3[:, :, :-1].reshape(len(b), -1), b3[:, :, -1]])
+        err = np.abs(a - b).max() / np.abs(b).max()
+        rows.append((name, q, t_oc, t_fc, t_ow, t_fw, err))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="*", default=["tiny", "W1", "W2", "W3"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    for name in args.workloads:
+        rows += run(name, args.repeats)
+    print(f"medians of {args.repeats} runs; ratio = skinfluence / floor; "
+          "tiny: the difference is the per-call overhead")
+    print(f"{'':5s} {'quantity':38s} {'cold s':>8s} {'floor':>8s} {'ratio':>6s} "
+          f"{'warm s':>8s} {'floor':>8s} {'ratio':>6s} {'rel err':>8s}")
+    for name, q, oc, fc, ow, fw, err in rows:
+        extra = (f"  overhead {1e3 * (oc - fc):.1f} / {1e3 * (ow - fw):.1f} ms"
+                 if name == "tiny" else "")
+        print(f"{name:5s} {q:38s} {oc:8.4f} {fc:8.4f} {oc / fc:6.2f} {ow:8.4f} {fw:8.4f} "
+              f"{ow / fw:6.2f} {err:8.1e}{extra}")
+
+
+if __name__ == "__main__":
+    main()
