@@ -183,6 +183,10 @@ def null_directions(model, pen, K, D):
 #: objective flat along some direction (leverage 1).
 LEVERAGE_ONE_TOL = 1e-10
 
+#: Chunk size (floats) of the one-output Newton steps: the rows' steps are touched
+#: three times (product, leverage, scaling), so they should stay in cache.
+NEWTON_CHUNK_ELEMENTS = 2**18
+
 
 def available_memory():
     """Bytes of memory available to this process (Linux ``MemAvailable``), or None."""
@@ -440,8 +444,11 @@ class _InfluenceState(ParameterLayout):
         self.stationarity = self._stationarity(est)
 
     def hessian(self):
-        """``grad^2 R`` without damping (formed on request for matrix-free solvers)."""
-        return self.op.matrix(regularised=False)
+        """``grad^2 R`` without damping (formed once, on request; read-only)."""
+        if getattr(self, "_hessian", None) is None:
+            self._hessian = self.op.matrix(regularised=False)
+            self._hessian.flags.writeable = False
+        return self._hessian
 
     def share_at(self, pen, Theta):
         """``grad ||W||^2 / (2 C sum s)``: one unit of weight's share of the penalty."""
@@ -464,6 +471,14 @@ class _InfluenceState(ParameterLayout):
         if "_share_solved" not in self.__dict__:
             self._share_solved = self.solver.solve(self.share[:, None])[:, 0]
         return self._share_solved
+
+    def inverse_theta_columns(self):
+        """``H^{-1}`` with its columns in theta order (direct solver; cached), so that
+        ``G @ it`` is ``(H^{-1} G^T)^T`` already ordered as ``coef_, intercept_``."""
+        if getattr(self, "_inverse_theta", None) is None:
+            Hinv = self.solver.inverse()
+            self._inverse_theta = Hinv if self.perm_is_identity else Hinv[:, self.perm]
+        return self._inverse_theta
 
     def solve_output_blocks(self, Phi_t):
         """``H^{-1} (e_k (x) phi~_i)`` for every row ``i`` of ``Phi_t`` and output
@@ -835,7 +850,9 @@ class InfluenceMixin:
             for rows in row_chunks(state.n, state.P * K + 8 * m * K):
                 steps = self._newton_steps(state, rows)
                 out[:, rows] = self._loss_after_steps(state, Phi_t, Y_test, steps)
-            _warn_unidentified(np.isnan(out).all(axis=0), "training rows have")
+            # an unidentified row is NaN on every test row: the first one tells
+            _warn_unidentified(np.isnan(out[0]) if m else np.zeros(state.n, bool),
+                               "training rows have")
             return out
         Gt = self._gradients(state, X_test, Y_test)
         S = state.solve_many(Gt.T)
@@ -956,13 +973,25 @@ class InfluenceMixin:
         check_answer_size((state.n, state.P), "influence_on_params")
         out = np.empty((state.n, state.P))
         if kind == "newton":
-            for rows in row_chunks(state.n, state.P * state.K):
-                out[rows] = self._newton_steps(state, rows)[:, state.perm]
-            _warn_unidentified(np.isnan(out).all(axis=1), "training rows have")
+            # one output: small chunks whose rows stay in cache between the passes
+            budget = NEWTON_CHUNK_ELEMENTS if state.K == 1 else None
+            for rows in row_chunks(state.n, state.P * state.K, budget):
+                if state.perm_is_identity:
+                    self._newton_steps(state, rows, out=out[rows])
+                else:
+                    out[rows] = self._newton_steps(state, rows)[:, state.perm]
+            # an unidentified row is NaN in every column: the first one tells
+            _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
             return self._params_frame(out) if as_frame else out
+        direct = isinstance(state.solver, DirectSolver)
         for rows in row_chunks(state.n, state.P):
             Gi = state.train_gradients(rows)
-            out[rows] = -state.solve_many(Gi.T).T[:, state.perm]
+            if direct:  # H^-1 g in theta order: one GEMM with the permuted inverse
+                np.matmul(Gi, state.inverse_theta_columns(), out=out[rows])
+            else:
+                S = state.solve_many(Gi.T).T
+                out[rows] = S if state.perm_is_identity else S[:, state.perm]
+            np.negative(out[rows], out=out[rows])
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
         return self._params_frame(out) if as_frame else out
@@ -1161,7 +1190,7 @@ class InfluenceMixin:
                 out[j, part] = -elementwise_grad(directional)(Xc, self._fit_Y[rows])
         return out
 
-    def _newton_steps(self, state, rows):
+    def _newton_steps(self, state, rows, out=None):
         """One Newton step on R without each training point in ``rows``.
 
         ``theta_-i - theta_hat ~= (s_i/n) (H - (s_i/n) hess l_i)^{-1} grad l_i``,
@@ -1170,6 +1199,24 @@ class InfluenceMixin:
         g_i`` (``c = s_i / n``). Returns shape (len(rows), P), internal layout.
         """
         K, D = state.K, state.D
+        if K == 1 and state.share is None and isinstance(state.solver, DirectSolver) \
+                and not sp.issparse(state.Phi):
+            # Sherman-Morrison in the rows' own layout: T = phi~ H^-1 (H symmetric),
+            # the intercept row added by broadcasting: no [phi, 1] copy, no transposes
+            Hinv, Phi, d = state.solver.inverse(), state.Phi[rows], state.d
+            T = np.matmul(Phi, Hinv[:d], out=out)
+            if state.intercept:
+                T += Hinv[d]
+            q = np.einsum("id,id->i", Phi, T[:, :d])
+            if state.intercept:
+                q += T[:, d]
+            c = state.s[rows] / state.n
+            lhs = 1.0 - c * state.op.A[rows, 0, 0] * q
+            flat = np.abs(lhs) < LEVERAGE_ONE_TOL
+            coef = c * state.G[rows, 0] / np.where(flat, 1.0, lhs)
+            coef[flat] = np.nan
+            T *= coef[:, None]
+            return T
         Phi_t = _dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
         c_rows = Phi_t.shape[0]
         # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
@@ -1195,6 +1242,9 @@ class InfluenceMixin:
         steps = np.einsum("kdli,il->ikd", S, coef).reshape(c_rows, K * D)
         if state.share is not None:
             steps += c[:, :, 0] * u[None, :]
+        if out is not None:
+            out[...] = steps
+            return out
         return steps
 
     @staticmethod

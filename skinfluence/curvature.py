@@ -61,6 +61,8 @@ class ParameterLayout:
         if self.intercept:
             perm.append(idx[:, self.d])
         self.perm = np.concatenate(perm)
+        # one output: the internal layout is already theta's order (no reindexing)
+        self.perm_is_identity = bool(np.array_equal(self.perm, np.arange(self.perm.size)))
 
 
 def output_derivatives(loss, Y, F, order=2):

@@ -228,7 +228,7 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     splitter = check_cv(5 if cv is None else cv, y, classifier=is_classifier(est))
     n, K, D, P = state.n, state.K, state.D, state.P
     model, op, ident = state.model, state.op, IdentityFeatures()
-    H_full = op.matrix(regularised=False)
+    H_full = state.hessian()
     flat = np.zeros((P, P)) if op.N is None else op.null_scale * (op.N @ op.N.T)
     zeros = np.zeros(P)
     out = np.empty((n, K))
