@@ -117,13 +117,19 @@ def check_test_rows(X, y=None):
             "X is a pandas Series (one row as X.loc[label]?); pass a one-row DataFrame "
             "instead, e.g. X.loc[[label]]."
         )
-    x_index, y_index = index_of(X), index_of(y) if y is not None else None
-    if x_index is None or y_index is None or len(x_index) != len(y_index):
+    _check_aligned(X, y, "y")
+
+
+def _check_aligned(X, other, name):
+    """Refuse ``other`` (a labelled vector) whose index is X's in another order."""
+    x_index = index_of(X)
+    o_index = index_of(other) if other is not None else None
+    if x_index is None or o_index is None or len(x_index) != len(o_index):
         return
-    if not x_index.equals(y_index) and x_index.sort_values().equals(y_index.sort_values()):
+    if not x_index.equals(o_index) and x_index.sort_values().equals(o_index.sort_values()):
         raise ValueError(
-            "y's index holds the same labels as X's in another order; rows are matched by "
-            "position, so align them first, e.g. y.loc[X.index]."
+            f"{name}'s index holds the same labels as X's in another order; rows are matched "
+            f"by position, so align them first, e.g. {name}.loc[X.index]."
         )
 
 
@@ -131,14 +137,7 @@ def check_training_rows(X, y, sample_weight=None):
     """Refuse training labels or weights whose index is X's in another order (they
     would be paired with other rows' values by position)."""
     check_test_rows(X, y)
-    x_index, w_index = index_of(X), index_of(sample_weight)
-    if x_index is None or w_index is None or len(x_index) != len(w_index):
-        return
-    if not x_index.equals(w_index) and x_index.sort_values().equals(w_index.sort_values()):
-        raise ValueError(
-            "sample_weight's index holds the same labels as X's in another order; rows are "
-            "matched by position, so align them first, e.g. sample_weight.loc[X.index]."
-        )
+    _check_aligned(X, sample_weight, "sample_weight")
 
 
 def positions_of(rows, index, n, what="rows"):
