@@ -337,6 +337,7 @@ class HessianOperator:
         self.pen = pen
         self.damping = float(damping)
         self.N = null_basis
+        self.dense = None  # H formed once (densify), when products with it are cheaper
         self.null_scale = 0.0
         if null_basis is not None:
             self.null_scale = max(float(np.mean(self._data_diagonal() + pen)) + damping,
@@ -362,11 +363,25 @@ class HessianOperator:
             out = out + self.null_scale * np.sum(self.N**2, axis=1)
         return out
 
+    def data_pass_cost(self):
+        """Flops of one Hessian-vector product over the rows (per right-hand side)."""
+        entries = self.Phi.nnz if sp.issparse(self.Phi) else self.n * self.d
+        return 4 * entries * self.K + 2 * self.n * self.K * self.K
+
+    def densify(self):
+        """Form H (with damping and ``c N N^T``) once; products then cost ``2 P^2``."""
+        if self.dense is None:
+            self.dense = self.matrix(regularised=True)
+        return self.dense
+
     def block_diagonal(self):
         """The ``K`` diagonal ``D x D`` blocks of the operator (one per output), shape
         ``(K, D, D)``: the coupling between outputs dropped, that between features
         kept (dense; built in one pass, ``K n D^2`` flops)."""
         K, D = self.K, self.D
+        if self.dense is not None:
+            return np.stack([self.dense[k * D:(k + 1) * D, k * D:(k + 1) * D]
+                             for k in range(K)])
         blocks = np.stack([
             hessian(IdentityFeatures(), self.Phi, self.A[:, k:k + 1, k:k + 1], self.s, self.n,
                     self.intercept, np.zeros(D))
@@ -385,6 +400,8 @@ class HessianOperator:
         rows only -- the mini-batch Hessian of stochastic estimation.
         """
         V = np.asarray(V, dtype=np.float64)
+        if rows is None and self.dense is not None:
+            return self.dense @ V
         vec = V.ndim == 1
         V2 = V.reshape(self.P, -1)
         m = V2.shape[1]

@@ -123,6 +123,15 @@ class ConjugateGradient(_SolverConfig):
         ``"nystrom"`` for more than 2,000 parameters, else ``"jacobi"``.
     rank : int, default=100
         Rank of the Nystrom preconditioner (capped at the number of parameters).
+    products : {"auto", "matrix-free", "dense"}, default="auto"
+        How Hessian-vector products are made: ``"matrix-free"`` passes over the
+        training rows every time (``O(nnz K)`` per vector); ``"dense"`` forms H
+        once (``O(n P^2)``) and multiplies by it (``2 P^2`` per vector);
+        ``"auto"`` forms it when ``P <= 4,000`` and a product with it is at least
+        twice cheaper than a pass over the rows (dense rows with ``n K d >> P^2``,
+        e.g. digits or 50,000 x 200: forming H costs about as much as
+        ``n P^2 / (n K d)`` products, repaid within the first solve), else stays
+        matrix-free (sparse text, very many parameters).
     batch_size : int, default=256
         Right-hand sides solved together when many are needed
         (``self_influence``, ``influence_on_params``); bounds the memory to about
@@ -134,15 +143,17 @@ class ConjugateGradient(_SolverConfig):
         "maxiter": [Interval(Integral, 1, None, closed="left"), None],
         "preconditioner": [StrOptions({"auto", "jacobi", "block", "nystrom"}), None],
         "rank": [Interval(Integral, 1, None, closed="left")],
+        "products": [StrOptions({"auto", "matrix-free", "dense"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, tol=1e-10, maxiter=None, preconditioner="auto", rank=100,
-                 batch_size=256):
+                 products="auto", batch_size=256):
         self.tol = tol
         self.maxiter = maxiter
         self.preconditioner = preconditioner
         self.rank = rank
+        self.products = products
         self.batch_size = batch_size
 
     def _build(self, op):
@@ -349,6 +360,12 @@ class CGSolver:
         self.tol = float(config.tol)
         self.maxiter = config.maxiter or min(10 * op.P, 1000)
         self.rhs_batch = int(config.batch_size)
+        dense = config.products == "dense" or (
+            config.products == "auto" and op.P <= AUTO_DIRECT_MAX_PARAMS
+            and 2 * 2 * op.P**2 <= op.data_pass_cost())
+        if dense:
+            op.densify()
+        self.products = "dense" if dense else "matrix-free"
         kind = config.preconditioner
         if kind == "auto":
             kind = ("block" if op.K > 1 and op.D <= 2000

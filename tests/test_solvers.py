@@ -131,6 +131,32 @@ def test_structured_preconditioners_cut_cg_iterations():
     assert iterations["auto"] == iterations["block"]
 
 
+@pytest.mark.parametrize("products", ["dense", "matrix-free"])
+def test_cg_dense_and_matrix_free_products_agree(cancer, products):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ref = clf.influence_on_loss(Xt[:10], yt[:10])
+    clf.set_params(influence_solver=ConjugateGradient(products=products))
+    assert _rel(clf.influence_on_loss(Xt[:10], yt[:10]), ref) < 1e-8
+    assert clf._state().solver.products == products
+
+
+def test_cg_forms_h_only_when_its_products_are_cheaper():
+    """'auto': dense rows with many of them per parameter -> H formed once; sparse
+    rows with few non-zeros -> matrix-free."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3000, 20))
+    y = (X[:, 0] > 0).astype(int)
+    clf = InfluenceLogisticRegression(**NEWTON, influence_solver="cg").fit(X, y)
+    assert clf._state().solver.products == "dense"
+    Xs = sp.random(300, 2000, density=0.005, format="csr", random_state=0)
+    ys = rng.integers(0, 2, 300)
+    clf = InfluenceLogisticRegression(C=0.1, influence_solver="cg").fit(Xs, ys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert clf._state().solver.products == "matrix-free"
+
+
 def test_cg_matches_scipy_cg_one_column(cancer):
     """Our block CG is CG: one right-hand side agrees with scipy.sparse.linalg.cg."""
     from scipy.sparse.linalg import LinearOperator, cg
