@@ -526,6 +526,9 @@ class LissaSolver:
         n = op.n
         batch = config.batch_size
         self.batch_size = n if batch is None else int(min(batch, n))
+        if self.batch_size == n and op.P <= AUTO_DIRECT_MAX_PARAMS \
+                and 2 * 2 * op.P**2 <= op.data_pass_cost():
+            op.densify()  # full batches: every step is a product with H (as CG's rule)
         lam_max = _extreme_eigenvalue(op, "LA")
         full = self.batch_size == n
         self.scale = float(config.scale) if config.scale else (1.05 if full else 2.0) * lam_max
