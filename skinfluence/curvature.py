@@ -305,7 +305,8 @@ def directional_gradients(Phi, G, S, intercept):
 
 
 class HessianOperator:
-    """The Hessian of ``R`` (plus damping) as a linear operator, never formed.
+    """The Hessian of ``R`` (plus damping) as a linear operator, formed only on request
+    (:meth:`matrix`, or :meth:`densify` when products with it are cheaper).
 
     ``H V = (1/n) sum_i s_i (A_i (x) phi~_i phi~_i^T) V + (pen + damping) V
     + c N N^T V`` for a block ``V`` of ``m`` vectors in the internal layout, in

@@ -60,7 +60,7 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
     influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
         How ``H^{-1}`` is applied: ``"direct"`` factors the exact Hessian
         (Cholesky); ``"cg"`` runs conjugate gradients on Hessian-vector products
-        (never forms H; for many features or sparse X); ``"lissa"`` the paper's
+        (never factors H; for many features or sparse X); ``"lissa"`` the paper's
         stochastic estimation (approximate); ``"auto"`` is direct up to 4,000
         parameters, else CG. Pass :class:`~skinfluence.solvers.Direct`,
         :class:`~skinfluence.solvers.ConjugateGradient` or

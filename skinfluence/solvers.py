@@ -10,7 +10,9 @@ as its ``influence_solver`` parameter, either by name or as an instance:
   that self-influence is a sum of squares.
 - ``"cg"`` / :class:`ConjugateGradient`: preconditioned conjugate gradients on
   Hessian-vector products, all right-hand sides advanced together (one block
-  product per iteration); never forms H. Exact to ``tol``; O(nnz) per product.
+  product per iteration); never factors H, and forms it only when a product with it is
+  cheaper than a pass over the rows (``products``). Exact to ``tol``; O(nnz) or
+  O(P^2) per product, with a Jacobi, class-block or randomized Nystrom preconditioner.
 - ``"lissa"`` / :class:`LiSSA`: the stochastic estimation of Agarwal et al.
   (2017) used by Koh & Liang: a truncated Neumann series over mini-batch
   Hessian-vector products. Approximate.
