@@ -518,10 +518,10 @@ class _InfluenceState(ParameterLayout):
         # smaller sample of training points (a stochastic solver would blur it)
         if isinstance(self.solver, DirectSolver):
             solver, size = self.solver, 200
-        elif hasattr(self.solver, "with_tol"):  # CG: its preconditioner, a ratio's accuracy
-            solver, size = self.solver.with_tol(1e-6), 32
+        elif hasattr(self.solver, "with_tol"):  # CG: its preconditioner, a gate's accuracy
+            solver, size = self.solver.with_tol(1e-4), 32
         else:
-            solver, size = ConjugateGradient(tol=1e-6).build(self.op), 32
+            solver, size = ConjugateGradient(tol=1e-4).build(self.op), 32
         n = self.n
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(n, size=min(n, size), replace=False))
