@@ -44,8 +44,8 @@ from ._mixin import InfluenceMixin, InfluenceModel
 from ._utils import effective_weights
 from .exceptions import InfluenceNotDefinedError
 from .features import IdentityFeatures
-from .glm import glm_loss, glm_targets, glm_weights
-from .linear_model import InfluenceLogisticRegression, regression_targets
+from .glm import glm_loss
+from .linear_model import InfluenceLogisticRegression, regression_targets, regression_weights
 from .losses import OneVsRestLogLoss, SignedSquaredLoss, SquaredLoss
 
 __all__ = ["SUPPORTED", "FittedObjective", "read_objective"]
@@ -321,15 +321,11 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
                 est.classes_, reading.class_weight, y, sample_weight, len(y)
             )
             Y = reading.loss.encode(y_index, len(est.classes_))
-        elif reading.penalty_share:  # a GLM: targets in the family's domain
+        else:  # finite targets in the loss's domain (e.g. counts >= 0 for Poisson)
             y = np.asarray(y)
-            Y = glm_targets(reading.loss, y, "y_train")
-            s = glm_weights(sample_weight, len(y))
-        else:
-            y = np.asarray(y)
-            Y = regression_targets(y, self._n_outputs())
-            s = np.ones(len(y)) if sample_weight is None else np.broadcast_to(
-                np.asarray(sample_weight, dtype=np.float64), (len(y),)).copy()
+            Y = regression_targets(y, self._n_outputs(), reading.loss, "y_train",
+                                   training=True)
+            s = regression_weights(sample_weight, len(y))
         if len(Y) != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {len(Y)}.")
         self._reading = reading
@@ -343,9 +339,7 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
     def _influence_targets(self, y):
         if self._reading.classifier:
             return super()._influence_targets(y)
-        if self._reading.penalty_share:
-            return glm_targets(self._reading.loss, y, "y_test")
-        return regression_targets(y, self._n_outputs())
+        return regression_targets(y, self._n_outputs(), self._reading.loss, "y_test")
 
     def _check_influence_supported(self):
         read_objective(self.estimator)

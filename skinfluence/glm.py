@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_array
 
 from ._mixin import InfluenceMixin, InfluenceModel, check_magnitude
 from .features import IdentityFeatures
-from .linear_model import regression_targets
+from .linear_model import regression_targets, regression_weights
 from .losses import HalfGammaDeviance, HalfPoissonDeviance, HalfTweedieDeviance
 
 __all__ = [
@@ -71,31 +71,6 @@ def glm_influence_model(est, total_weight):
     )
 
 
-def glm_targets(loss, y, what="y"):
-    """Targets as an ``(n, 1)`` float array, finite and in the family's domain."""
-    Y = regression_targets(y, 1)
-    loss.check_targets(Y, what)
-    if what != "y_test" and loss.link == "log" and Y.size and not np.any(Y > 0):
-        # the mean runs to 0: no finite optimum, and the fit's Hessian is (nearly) zero
-        raise ValueError(
-            f"{what} is zero on every row: a {loss._family()} model with a log link has no "
-            "finite optimum (its mean runs to 0), so influence is undefined. Check the "
-            "target column; a model needs some positive values."
-        )
-    return Y
-
-
-def glm_weights(sample_weight, n):
-    """The effective weights ``s``; negative weights are refused (no convex fit)."""
-    if sample_weight is None:
-        return np.ones(n)
-    s = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), (n,)).copy()
-    if np.any(s < 0):
-        raise ValueError("sample_weight has negative values; a GLM's deviance (and its "
-                         "influence) needs weights >= 0.")
-    return s
-
-
 class _InfluenceGLM(InfluenceMixin):
     """What the three GLMs share: scikit-learn's fit, then the stored data."""
 
@@ -116,22 +91,22 @@ class _InfluenceGLM(InfluenceMixin):
         """
         check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
         if sample_weight is not None and np.any(np.asarray(sample_weight, dtype=float) < 0):
-            glm_weights(sample_weight, np.size(sample_weight))  # refuses, in words
+            regression_weights(sample_weight, np.size(sample_weight))  # refuses, in words
         y_checked = np.asarray(y)
         if y_checked.dtype.kind in "fiub" and y_checked.ndim == 1 and y_checked.size:
             # the family's domain, in words, before scikit-learn's terser message
-            glm_targets(glm_loss(self), y_checked.astype(float), "y")
+            regression_targets(y_checked.astype(float), 1, glm_loss(self), training=True)
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
-        Y = glm_targets(glm_loss(self), y)
-        s = glm_weights(sample_weight, X.shape[0])
+        Y = regression_targets(y, 1, glm_loss(self), training=True)
+        s = regression_weights(sample_weight, X.shape[0])
         self._remember_training_data(X, Y, s, y=np.asarray(y), sample_weight=sample_weight,
                                      X_raw=X_raw, y_raw=y)
         return self
 
     def _influence_targets(self, y):
-        return glm_targets(glm_loss(self), y, "y_test")
+        return regression_targets(y, 1, glm_loss(self), "y_test")
 
     def _influence_model(self):
         return glm_influence_model(self, self._fit_s.sum())

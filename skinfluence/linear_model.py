@@ -263,8 +263,9 @@ def ridge_influence_model(ridge):
     )
 
 
-def regression_targets(y, n_outputs):
-    """Targets of a regression influence model as an ``(n, K)`` float array."""
+def regression_targets(y, n_outputs, loss=None, what="y", training=False):
+    """Targets of a regression influence model as an ``(n, K)`` float array: finite,
+    and in the domain of ``loss`` (:meth:`~skinfluence.losses.Loss.check_targets`)."""
     y = np.asarray(y, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity; pass finite regression targets.")
@@ -272,7 +273,21 @@ def regression_targets(y, n_outputs):
     Y = y.reshape(len(y), -1)
     if Y.shape[1] != n_outputs:
         raise ValueError(f"y has {Y.shape[1]} target(s) but the model has {n_outputs}.")
+    if loss is not None:
+        loss.check_targets(Y, what, training)
     return Y
+
+
+def regression_weights(sample_weight, n):
+    """The effective weights ``s`` of a regression; negative weights are refused (the
+    objective would not be convex, and influence assumes it is)."""
+    if sample_weight is None:
+        return np.ones(n)
+    s = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), (n,)).copy()
+    if np.any(s < 0):
+        raise ValueError("sample_weight has negative values; a regression's loss (and its "
+                         "influence) needs weights >= 0.")
+    return s
 
 
 class InfluenceRidge(InfluenceMixin, Ridge):

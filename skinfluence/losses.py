@@ -50,6 +50,10 @@ class Loss:
     def check_outputs(self, F):
         """Refuse outputs at which the loss is undefined (default: all finite are fine)."""
 
+    def check_targets(self, Y, what="y", training=False):
+        """Refuse regression targets outside the family's domain (default: all reals);
+        ``training`` targets must also admit a finite optimum."""
+
     def n_outputs(self, n_classes):
         """Number of model outputs ``K`` for ``n_classes`` classes."""
         raise NotImplementedError
@@ -212,8 +216,6 @@ class SquaredLoss(Loss):
         """The variance function ``V(mu)`` of the family (Pearson residuals)."""
         return anp.ones_like(mu)
 
-    def check_targets(self, Y, what="y"):
-        """Refuse targets outside the family's domain (all reals here)."""
 
 
 class SignedSquaredLoss(SquaredLoss):
@@ -266,19 +268,27 @@ class HalfTweedieDeviance(Loss):
     def variance(self, mu):
         return mu ** self.power
 
-    def check_targets(self, Y, what="y"):
+    def check_targets(self, Y, what="y", training=False):
         p = self.power
+        bad = None
         if p > 0 and np.any(Y < 0):
             domain, bad = ("y >= 0", Y < 0) if p < 2 else ("y > 0", Y <= 0)
         elif p >= 2 and np.any(Y <= 0):
             domain, bad = "y > 0", Y <= 0
-        else:
-            return
-        raise ValueError(
-            f"{what} has {int(np.count_nonzero(bad))} value(s) outside the {self._family()} "
-            f"family's domain ({domain}), e.g. {float(Y[bad].flat[0])!r}; pass targets in "
-            "the domain (or choose another model)."
-        )
+        if bad is not None:
+            raise ValueError(
+                f"{what} has {int(np.count_nonzero(bad))} value(s) outside the "
+                f"{self._family()} family's domain ({domain}), e.g. "
+                f"{float(Y[bad].flat[0])!r}; pass targets in the domain (or choose another "
+                "model)."
+            )
+        if training and self.link == "log" and Y.size and not np.any(Y > 0):
+            # the mean runs to 0: no finite optimum, and the fit's Hessian is (nearly) zero
+            raise ValueError(
+                f"{what} is zero on every row: a {self._family()} model with a log link has "
+                "no finite optimum (its mean runs to 0), so influence is undefined. Check the "
+                "target column; a model needs some positive values."
+            )
 
     def check_outputs(self, F):
         """The mean must be in the family's domain: ``exp(f)`` must not overflow, and

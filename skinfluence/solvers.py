@@ -363,8 +363,7 @@ class CGSolver:
         self.maxiter = config.maxiter or min(10 * op.P, 1000)
         self.rhs_batch = int(config.batch_size)
         dense = config.products == "dense" or (
-            config.products == "auto" and op.P <= AUTO_DIRECT_MAX_PARAMS
-            and 2 * 2 * op.P**2 <= op.data_pass_cost())
+            config.products == "auto" and _dense_products_pay(op))
         if dense:
             op.densify()
         self.products = "dense" if dense else "matrix-free"
@@ -444,6 +443,12 @@ class CGSolver:
                 stacklevel=3,
             )
         return X[:, 0] if vec else X
+
+
+def _dense_products_pay(op):
+    """Whether to form H once: it fits (``P <= 4,000``) and a product with it (``2 P^2``
+    flops) is at least twice cheaper than a pass over the rows."""
+    return op.P <= AUTO_DIRECT_MAX_PARAMS and 2 * 2 * op.P**2 <= op.data_pass_cost()
 
 
 def _block_preconditioner(op):
@@ -529,8 +534,7 @@ class LissaSolver:
         n = op.n
         batch = config.batch_size
         self.batch_size = n if batch is None else int(min(batch, n))
-        if self.batch_size == n and op.P <= AUTO_DIRECT_MAX_PARAMS \
-                and 2 * 2 * op.P**2 <= op.data_pass_cost():
+        if self.batch_size == n and _dense_products_pay(op):
             op.densify()  # full batches: every step is a product with H (as CG's rule)
         lam_max = _extreme_eigenvalue(op, "LA")
         full = self.batch_size == n

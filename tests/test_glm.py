@@ -336,6 +336,12 @@ def test_flip_sets_and_out_of_sample_tables_for_regressors():
         smallest_flip_set(est, X.iloc[[0]])
     flip = smallest_flip_set(est, coef="age", max_fraction=0.5)
     assert flip.quantity == "coef[age]"
+    # an independent refit without the reported rows gives the reported coefficient
+    keep = ~X.index.isin(flip.labels)
+    ref = PoissonRegressor(alpha=0.01, **NEWTON).fit(X[keep], y[keep])
+    age = ref.coef_[list(X.columns).index("age")]
+    np.testing.assert_allclose(age, flip.value_after, rtol=1e-6)
+    assert (np.sign(age) != np.sign(flip.value_before)) == flip.confirmed
     loo = est.loo_predict(as_frame=True)
     assert loo.index.equals(X.index) and loo.name == "loo_predict"
     np.testing.assert_allclose(loo.to_numpy(), est.loo_predict())
