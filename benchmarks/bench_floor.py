@@ -13,19 +13,24 @@ Workloads (as ``../shared/bench-peers``): W1 digits / 16, 1,400 rows, 10 classes
 (P = 650); W2 ``make_classification`` 50,000 x 200; W3 20,000 x 2,000; plus a
 tiny 200 x 5 problem whose absolute difference is the per-call overhead.
 
-Run: ``python benchmarks/bench_floor.py [W1 W2 W3 tiny] [--repeats 5]``
+Run: ``python benchmarks/bench_floor.py [W1 W2 W3 tiny] [--repeats 5]``; with
+``--solvers``, ``influence_on_loss`` by CG and LiSSA (defaults, and the paper's plain
+recursion) against the same floor, with steps and errors.
 """
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.special import expit, logsumexp, softmax
 from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from skinfluence import InfluenceLogisticRegression
+from skinfluence.solvers import ConjugateGradient, LiSSA
 
 
 def workload(name):
@@ -222,11 +227,59 @@ def run(name, repeats):
     return rows
 
 
+def run_solvers(name, repeats):
+    """``influence_on_loss`` for 100 test rows, cold, by each solver's defaults (and CG
+    at tol 1e-6) against the direct floor: time, ratio, steps and error."""
+    X, y, Xte, yte = workload(name)
+    est = InfluenceLogisticRegression(solver="newton-cholesky" if name != "W1" else "lbfgs",
+                                      tol=1e-10, max_iter=5000).fit(X, y)
+    yti = np.searchsorted(est.classes_, yte)
+    yi = np.searchsorted(est.classes_, y)
+    t_floor, ref = median(
+        lambda: Floor(X, yi, est.coef_, est.intercept_, est.C).influence_on_loss(Xte, yti),
+        repeats)
+    ref = np.asarray(ref).reshape(len(yte), -1)
+    rows = []
+    for label, solver in [("direct", "direct"), ("cg", "cg"),
+                          ("cg tol=1e-6", ConjugateGradient(tol=1e-6)), ("lissa", "lissa"),
+                          ("lissa, paper's recursion",
+                           LiSSA(preconditioner=None, acceleration=None))]:
+        if name == "W1" and label.endswith("recursion"):
+            solver.set_params(max_depth=20_000)  # ~14,000 steps: one run is enough
+        est.set_params(influence_solver=solver)
+
+        def cold():
+            est._influence_cache.clear()
+            return est.influence_on_loss(Xte, yte)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t, got = median(cold, 1 if label.endswith("recursion") else repeats)
+        st = est._state().solver
+        steps = (st.iterations[0] if getattr(st, "iterations", None)
+                 else st.steps[0] if hasattr(st, "steps") else "")
+        err = np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)
+        rows.append((name, label, t, t_floor, steps, np.median(err), err.max()))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workloads", nargs="*", default=["tiny", "W1", "W2", "W3"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--solvers", action="store_true",
+                        help="time the solvers' defaults (CG, LiSSA) against the floor")
     args = parser.parse_args()
+    if args.solvers:
+        print(f"influence_on_loss, 100 test rows, cold; medians of {args.repeats} runs; "
+              "ratio = solver / direct floor; error = per-test-row relative")
+        print(f"{'':5s} {'solver':26s} {'s':>8s} {'floor':>8s} {'ratio':>6s} {'steps':>6s} "
+              f"{'median err':>10s} {'max err':>8s}")
+        for name in args.workloads:
+            for w, label, t, tf, steps, med, worst in run_solvers(name, args.repeats):
+                print(f"{w:5s} {label:26s} {t:8.3f} {tf:8.3f} {t / tf:6.1f} {steps!s:>6s} "
+                      f"{med:10.1e} {worst:8.1e}")
+        return
     rows = []
     for name in args.workloads:
         rows += run(name, args.repeats)
