@@ -519,9 +519,9 @@ class _InfluenceState(ParameterLayout):
         if isinstance(self.solver, DirectSolver):
             solver, size = self.solver, 200
         elif hasattr(self.solver, "with_tol"):  # CG: its preconditioner, a gate's accuracy
-            solver, size = self.solver.with_tol(1e-4), 32
+            solver, size = self.solver.with_tol(1e-4), 16
         else:
-            solver, size = ConjugateGradient(tol=1e-4).build(self.op), 32
+            solver, size = ConjugateGradient(tol=1e-4).build(self.op), 16
         n = self.n
         rng = np.random.default_rng(0)
         idx = np.sort(rng.choice(n, size=min(n, size), replace=False))

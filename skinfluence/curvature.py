@@ -14,6 +14,9 @@ derivative); everything in parameter space comes from BLAS over bounded chunks
 of rows. Nothing here knows how ``H^{-1}`` is applied.
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import autograd.numpy as anp
 import numpy as np
 import scipy.sparse as sp
@@ -116,6 +119,42 @@ def row_chunks(n_rows, width, chunk_elements=None):
     step = max(1, int(budget) // max(int(width), 1))
     for start in range(0, n_rows, step):
         yield slice(start, min(n_rows, start + step))
+
+
+#: Rows below which a sparse product is not worth a thread.
+SPARSE_THREAD_ROWS = 2048
+
+
+def sparse_workers():
+    """Threads for sparse products: scipy's are single-threaded and release the GIL
+    (dense products are left to BLAS, which has its own threads)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
+_POOL = {}
+
+
+def map_chunks(fn, parts, threads=False):
+    """``fn`` over ``parts`` in order; on a thread pool when ``threads`` and there are
+    several parts and CPUs, at most ``2 * workers`` chunks in flight (bounded memory)."""
+    workers = sparse_workers() if threads and len(parts) > 1 else 1
+    if workers == 1:
+        yield from map(fn, parts)
+        return
+    pool = _POOL.get(workers)
+    if pool is None:
+        pool = _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="skinfluence")
+    pending = []
+    for part in parts:
+        pending.append(pool.submit(fn, part))
+        if len(pending) >= 2 * workers:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
 
 
 def augment(Phi, intercept):
@@ -311,7 +350,9 @@ class HessianOperator:
     ``H V = (1/n) sum_i s_i (A_i (x) phi~_i phi~_i^T) V + (pen + damping) V
     + c N N^T V`` for a block ``V`` of ``m`` vectors in the internal layout, in
     one pass over chunks of rows: two matrix products with the features per
-    chunk, so the cost is O(nnz(Phi) K m). ``N`` spans directions the objective
+    chunk, so the cost is O(nnz(Phi) K m). With sparse rows the chunks run on a
+    thread pool, one per CPU (scipy's sparse products are single-threaded and
+    release the GIL; dense ones are BLAS's, threaded already). ``N`` spans directions the objective
     ignores by construction (softmax shift invariance); adding ``c N N^T`` makes
     the operator positive definite without changing any solve against a
     right-hand side orthogonal to ``N``.
@@ -409,15 +450,12 @@ class HessianOperator:
         K, D, d = self.K, self.D, self.d
         V3 = V2.reshape(K, D, m)
         VW = V3[:, :d, :].transpose(1, 0, 2).reshape(d, K * m)
-        out = np.zeros((d, K * m))
-        out_b = np.zeros((K, m))
-        idx = np.arange(self.n) if rows is None else np.asarray(rows)
-        count = len(idx)
-        # slices of dense rows are views and sparse rows are cheap: only the
-        # (c, K m) temporaries bound the chunk; fancy-indexed dense rows are copies
-        width = K * m if (rows is None or sp.issparse(self.Phi)) else max(d, K * m)
-        for part in row_chunks(count, width):
-            sel = idx[part] if rows is not None else part
+        idx = None if rows is None else np.asarray(rows)
+        count = self.n if rows is None else len(idx)
+
+        def chunk(part):
+            """The chunk's ``(Phi^T Z, sum Z)``: its share of the data term."""
+            sel = part if idx is None else idx[part]
             Phi = self.Phi[sel]
             U = np.asarray(Phi @ VW).reshape(-1, K, m)
             if self.intercept:
@@ -427,9 +465,19 @@ class HessianOperator:
                 Z = As[:, 0, 0][:, None, None] * U
             else:
                 Z = np.einsum("ckl,clm->ckm", As, U, optimize=True)
-            out += np.asarray(Phi.T @ Z.reshape(-1, K * m))
-            if self.intercept:
-                out_b += Z.sum(axis=0)
+            return np.asarray(Phi.T @ Z.reshape(-1, K * m)), Z.sum(axis=0)
+
+        # slices of dense rows are views and sparse rows are cheap: only the
+        # (c, K m) temporaries bound the chunk; fancy-indexed dense rows are copies
+        width = K * m if (rows is None or sp.issparse(self.Phi)) else max(d, K * m)
+        parts = list(row_chunks(count, width))
+        if sp.issparse(self.Phi) and len(parts) == 1 and count >= 2 * SPARSE_THREAD_ROWS:
+            parts = list(row_chunks(count, 1, -(-count // sparse_workers())))
+        out = np.zeros((d, K * m))
+        out_b = np.zeros((K, m))
+        for part_out, part_b in map_chunks(chunk, parts, threads=sp.issparse(self.Phi)):
+            out += part_out
+            out_b += part_b
         HV = np.empty((K, D, m))
         HV[:, :d, :] = out.reshape(d, K, m).transpose(1, 0, 2)
         if self.intercept:

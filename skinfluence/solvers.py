@@ -437,7 +437,10 @@ class CGSolver:
                     "the Hessian is not positive definite. " + _SINGULAR_HINT
                 )
             alpha = rz / curv
-            X[:, active] += alpha * Pk
+            if active.size == X.shape[1]:  # no fancy-indexed copy while all run
+                X += alpha * Pk
+            else:
+                X[:, active] += alpha * Pk
             R -= alpha * HP
             rnorm = np.linalg.norm(R, axis=0) / bnorm[active]
             res[active] = rnorm

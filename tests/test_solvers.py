@@ -463,3 +463,31 @@ def test_closed_form_derivatives_equal_autograd(loss_name):
     np.testing.assert_allclose(A, A_ad, rtol=1e-12, atol=1e-12 * np.abs(A_ad).max())
     np.testing.assert_allclose(output_derivatives(loss, Y, F, order=1), G_ad, rtol=1e-12,
                                atol=1e-14)
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_sparse_products_on_threads_equal_the_dense_products(monkeypatch, K):
+    """The sparse Hessian product runs its row chunks on threads (one split into
+    one chunk per CPU when a single chunk would hold every row); it equals the
+    same product on the dense rows, for all rows, several chunks and a mini-batch."""
+    from skinfluence import curvature
+    from skinfluence.curvature import HessianOperator
+
+    rng = np.random.default_rng(0)
+    n, d = 6000, 40
+    Xs = sp.random(n, d, density=0.1, format="csr", random_state=0)
+    Xd = Xs.toarray()
+    A = rng.random((n, K, K))
+    A = A @ A.transpose(0, 2, 1)
+    s = rng.random(n) + 0.5
+    pen = np.full(K * (d + 1), 1e-3)
+    V = rng.standard_normal((K * (d + 1), 5))
+    sparse, dense = (HessianOperator(P, A, s, True, pen) for P in (Xs, Xd))
+    monkeypatch.setattr(curvature, "sparse_workers", lambda: 2)
+    ref = dense.matvec(V)
+    np.testing.assert_allclose(sparse.matvec(V), ref, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(curvature, "CHUNK_ELEMENTS", 7 * K * 5)  # many chunks in flight
+    np.testing.assert_allclose(sparse.matvec(V), ref, rtol=1e-12, atol=1e-14)
+    rows = rng.choice(n, 500, replace=False)
+    np.testing.assert_allclose(sparse.matvec(V, rows), dense.matvec(V, rows), rtol=1e-12,
+                               atol=1e-14)
