@@ -13,7 +13,8 @@ Workloads (as ``../shared/bench-peers``): W1 digits / 16, 1,400 rows, 10 classes
 (P = 650); W2 ``make_classification`` 50,000 x 200; W3 20,000 x 2,000; plus a
 tiny 200 x 5 problem whose absolute difference is the per-call overhead.
 
-Run: ``python benchmarks/bench_floor.py [W1 W2 W3 tiny] [--repeats 5]``; with
+Run: ``python benchmarks/bench_floor.py [W1 W2 W3 tiny] [--repeats 5]``, or ``grid``
+for the scaling grid (n = 10k...200k at p = 200; p = 100...2,000 at n = 20k); with
 ``--solvers``, ``influence_on_loss`` by CG and LiSSA (defaults, and the paper's plain
 recursion) against the same floor, with steps and errors.
 """
@@ -39,11 +40,23 @@ def workload(name):
         Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, train_size=1400, stratify=y,
                                               random_state=0)
         return Xtr, ytr, Xte[:100], yte[:100]
-    if name in ("W2", "W3", "tiny"):
-        n, p = {"W2": (50_000, 200), "W3": (20_000, 2_000), "tiny": (200, 5)}[name]
+    sizes = {"W2": (50_000, 200), "W3": (20_000, 2_000), "tiny": (200, 5)}
+    if name.startswith("n="):  # the scaling grid, e.g. n=200000,p=200
+        try:
+            n, p = (int(part.split("=")[1]) for part in name.split(","))
+        except ValueError:
+            raise SystemExit(f"a grid workload reads n=ROWS,p=FEATURES; got {name!r}")
+        sizes[name] = (n, p)
+    if name in sizes:
+        n, p = sizes[name]
         X, y = make_classification(n_samples=n + 100, n_features=p, random_state=0)
         return X[:n], y[:n], X[n:], y[n:]
     raise SystemExit(f"unknown workload {name!r}")
+
+
+#: The scaling grid of the issue: n = 10k...200k at p = 200, p = 100...2,000 at n = 20k.
+GRID = ["n=10000,p=200", "n=50000,p=200", "n=200000,p=200",
+        "n=20000,p=100", "n=20000,p=500", "n=20000,p=2000"]
 
 
 # ------------------------------------------------------------------ the floor
@@ -197,7 +210,7 @@ def run(name, repeats):
             lambda e: e.approx_cross_val_predict("decision_function", cv=5),
             lambda f: f.cv_outputs(folds)),
     }
-    if name == "W3":  # n x P answers of 320 MB each: the first-order ones suffice
+    if X.shape[1] >= 2000:  # n x P answers of 320 MB each: the first-order ones suffice
         for k in ("influence_on_params", "influence_on_params newton",
                   "influence_on_loss newton (100 test)", "loo_decision_function",
                   "approx_cross_val_predict (5 folds)"):
@@ -270,6 +283,8 @@ def main():
     parser.add_argument("--solvers", action="store_true",
                         help="time the solvers' defaults (CG, LiSSA) against the floor")
     args = parser.parse_args()
+    if args.workloads == ["grid"]:
+        args.workloads = GRID
     if args.solvers:
         print(f"influence_on_loss, 100 test rows, cold; medians of {args.repeats} runs; "
               "ratio = solver / direct floor; error = per-test-row relative")

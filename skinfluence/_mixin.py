@@ -35,6 +35,7 @@ from sklearn.utils.validation import (
 )
 
 from .curvature import (
+    CHUNK_ELEMENTS,
     HessianOperator,
     ParameterLayout,
     directional_gradients,
@@ -914,7 +915,10 @@ class InfluenceMixin:
         if getattr(state, "is_dask", False):
             return state.self_influence(kind)
         out = np.empty(state.n)
-        for rows in row_chunks(state.n, state.P):
+        # a triangular solve re-reads L per call: chunks of at least 2 P rows keep it
+        # at the one-call speed (20,000 x 2,000: 1,048-row chunks took 1.8x), in
+        # at most twice H's memory
+        for rows in row_chunks(state.n, state.P, max(CHUNK_ELEMENTS, 2 * state.P**2)):
             if (
                 state.K == 1
                 and not sp.issparse(state.Phi)

@@ -376,7 +376,9 @@ class DirectSolver:
         V = solve_triangular(self._c[:d, :d], Phi.T, lower=True, check_finite=False)
         quad = np.einsum("pc,pc->c", V, V)
         if intercept:
-            last = (1.0 - self._c[d, :d] @ V) / self._c[d, d]
+            # einsum, not a BLAS gemv: right after the trsm OpenBLAS's gemv took 25 ms
+            # for what einsum does in 1 (500 x 4,000 rows), doubling self_influence
+            last = (1.0 - np.einsum("p,pc->c", self._c[d, :d], V)) / self._c[d, d]
             quad += last**2
         return quad
 
