@@ -447,7 +447,14 @@ class _InfluenceState(ParameterLayout):
     def hessian(self):
         """``grad^2 R`` without damping (formed once, on request; read-only)."""
         if getattr(self, "_hessian", None) is None:
-            self._hessian = self.op.matrix(regularised=False)
+            if isinstance(self.solver, DirectSolver):  # from the factor: no pass over rows
+                H = self.solver.matrix()
+                H[np.diag_indices_from(H)] -= self.op.damping
+                if self.op.N is not None:
+                    H -= self.op.null_scale * (self.op.N @ self.op.N.T)
+            else:
+                H = self.op.matrix(regularised=False)
+            self._hessian = H
             self._hessian.flags.writeable = False
         return self._hessian
 

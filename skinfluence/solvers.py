@@ -33,6 +33,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.linalg import (LinAlgError, cho_factor, cho_solve, eigh_tridiagonal,
                           solve_triangular)
+from scipy.linalg.blas import dsyrk
 from scipy.linalg.lapack import dpocon, dpotri
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -359,6 +360,14 @@ class DirectSolver:
             inv += np.tril(inv, -1).T
             self._inverse = inv
         return self._inverse
+
+    def matrix(self):
+        """The factored matrix ``L L^T`` again, from the factor (``P^3 / 3`` flops: cheaper
+        than a pass over ``n > P / 3`` rows to form it anew)."""
+        M = dsyrk(1.0, self._c, lower=1)  # lower triangle of c c^T
+        M = np.tril(M)
+        M += np.tril(M, -1).T
+        return M
 
     def half_solve(self, B):
         """``L^{-1} B`` where ``H = L L^T``."""

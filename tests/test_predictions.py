@@ -170,3 +170,37 @@ def test_influence_on_a_function_is_exact_for_least_squares(diabetes):
     for i in (4, 150):
         actual = _refit_without(reg, i).predict(Xt).mean() - reg.predict(Xt).mean()
         np.testing.assert_allclose(newton[i], actual, rtol=1e-8, atol=1e-10)
+
+
+def test_one_output_loo_by_leverages_equals_the_newton_steps(cancer, diabetes):
+    """With one output, leave-one-out outputs come from the leverages alone; they equal
+    the outputs moved by the full Newton steps (influence_on_params(kind="newton")),
+    with sample weights, a GLM's penalty share, and NaN for a row of leverage 1."""
+    from skinfluence import InfluencePoissonRegressor
+
+    def by_steps(est, X):
+        steps = est.influence_on_params(kind="newton")
+        F = X @ est.coef_.ravel() + np.ravel(est.intercept_)[0]
+        d = X.shape[1]
+        return F + np.einsum("id,id->i", X, steps[:, :d]) + steps[:, d]
+
+    X, y, _, _ = cancer
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(clf.loo_decision_function(), by_steps(clf, X), rtol=1e-9,
+                               atol=1e-12)
+    Xd, yd, _, _ = diabetes
+    counts = np.round(np.exp(yd / 100.0))
+    glm = InfluencePoissonRegressor(alpha=0.05, max_iter=1000, tol=1e-12).fit(Xd, counts)
+    assert glm._state().share is not None
+    np.testing.assert_allclose(np.log(glm.loo_predict()), by_steps(glm, Xd), rtol=1e-9)
+    only_row_0 = np.zeros((60, 1))
+    only_row_0[0] = 1.0
+    Xl = np.hstack([Xd[:60], only_row_0])
+    reg = InfluenceRidge(alpha=0.0, solver="cholesky").fit(Xl, yd[:60])
+    with pytest.warns(RuntimeWarning, match="leverage 1"):
+        loo = reg.loo_predict()
+    with pytest.warns(RuntimeWarning, match="leverage 1"):
+        ref = by_steps(reg, Xl)
+    assert np.isnan(loo[0]) and np.isnan(ref[0])
+    np.testing.assert_allclose(loo[1:], ref[1:], rtol=1e-9)
