@@ -651,6 +651,12 @@ class LissaSolver:
         self.preconditioner = kind
         self.pc = _preconditioner(op, kind)
         accel = config.acceleration
+        if accel == "chebyshev" and not full:
+            raise ValueError(
+                "LiSSA(acceleration='chebyshev') needs full batches (batch_size=None): "
+                "Chebyshev's weights amplify the noise of mini-batch Hessians. Use "
+                "acceleration=None (the paper's recursion) with batch_size, or drop "
+                "batch_size.")
         self.acceleration = ("chebyshev" if full else None) if accel == "auto" else accel
         self.lam_min = self.lam_max = None
         if config.scale is None or config.depth is None or self.acceleration:

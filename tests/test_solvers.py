@@ -139,6 +139,22 @@ def test_lanczos_bounds_bracket_the_spectrum():
     assert np.isclose(low, 2.0) and np.isclose(high, 2.0)
 
 
+def test_lissa_options_give_the_same_answer(wine):
+    """Every preconditioner / acceleration pairing reaches the direct answer; Chebyshev
+    with mini-batches is refused with the fix."""
+    X, y, Xt, yt = wine
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ref = clf.influence_on_loss(Xt[:5], yt[:5])
+    for pre in ("jacobi", "block", None):
+        for acc in ("chebyshev", None):
+            clf.set_params(influence_solver=LiSSA(tol=1e-6, preconditioner=pre,
+                                                  acceleration=acc, max_depth=200_000))
+            assert _rel(clf.influence_on_loss(Xt[:5], yt[:5]), ref) < 1e-4, (pre, acc)
+    clf.set_params(influence_solver=LiSSA(acceleration="chebyshev", batch_size=32))
+    with pytest.raises(ValueError, match="needs full batches"):
+        clf.influence_on_loss(Xt[:5], yt[:5])
+
+
 def test_lissa_diverges_loudly_when_scale_is_too_small(cancer):
     X, y, Xt, yt = cancer
     clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
@@ -368,6 +384,8 @@ def test_memory_is_bounded_by_chunks():
     (LiSSA(repeats=0), "repeats"), (LiSSA(batch_size=0), "batch_size"),
     (LiSSA(scale=np.nan), "scale"), (LiSSA(scale=-1.0), "scale"), (LiSSA(depth=-1), "depth"),
     (LiSSA(tol=0.0), "tol"), (LiSSA(tol=1.5), "tol"), (LiSSA(max_depth=0), "max_depth"),
+    (LiSSA(preconditioner="nystrom"), "preconditioner"), (LiSSA(acceleration="momentum"),
+                                                          "acceleration"),
     (ConjugateGradient(maxiter=-5), "maxiter"), (ConjugateGradient(tol=np.nan), "tol"),
     (ConjugateGradient(batch_size=0), "batch_size"),
     (ConjugateGradient(preconditioner="ilu"), "preconditioner"),
