@@ -173,6 +173,50 @@ def influence_on_function(est, fn, X_test, *, kind="upweight"):
     return est._train_dot(state, S, kind)[0]
 
 
+def one_output_newton(state, rows):
+    """The rank-one Newton steps of one-output models without forming them.
+
+    With one output, ``theta_-i - theta_hat = coef_i H^{-1} phi~_i + c_i u`` (see
+    ``InfluenceMixin._newton_steps``; ``u`` the solved penalty share, GLMs only),
+    so every quantity linear in the step needs only the leverage ``q_i =
+    ||L^{-1} phi~_i||^2`` -- a triangular solve, ``P^2 / 2`` flops per row -- not the
+    step itself (``P^2``). Returns ``(coef, c, q)`` for the dense rows ``rows``
+    (``coef`` NaN where the leverage is 1); only for a factored H.
+    """
+    from ._mixin import LEVERAGE_ONE_TOL
+
+    Phi = state.Phi[rows]
+    q = state.solver.quad_augmented(Phi, state.intercept)
+    c = state.s[rows] / state.n
+    a = state.op.A[rows, 0, 0]
+    lhs = 1.0 - c * a * q
+    rhs = state.G[rows, 0]
+    if state.share is not None:
+        rhs = rhs + c * a * _linear(Phi, state.share_solved, state)
+    flat = np.abs(lhs) < LEVERAGE_ONE_TOL
+    coef = c * rhs / np.where(flat, 1.0, lhs)
+    coef[flat] = np.nan
+    return coef, c, q
+
+
+def has_one_output_newton(state):
+    """Whether :func:`one_output_newton` applies: one output, dense rows, factored H."""
+    import scipy.sparse as sp
+
+    return (state.K == 1 and isinstance(state.solver, DirectSolver)
+            and not sp.issparse(state.Phi))
+
+
+def _linear(Phi, v, state):
+    """``[phi, 1] . v`` for every row (einsum, not a BLAS gemv: numpy's and scipy's
+    OpenBLAS pools each spin after a call, so a gemv right after scipy's trsm was
+    25x slower than its work)."""
+    out = np.einsum("id,d->i", Phi, v[:state.d])
+    if state.intercept:
+        out += v[state.d]
+    return out
+
+
 def loo_outputs(est):
     """Every training row's outputs ``f(x_i)`` at the parameters fitted without it.
 
@@ -181,39 +225,18 @@ def loo_outputs(est):
     """
     from ._mixin import _dense_augmented, _warn_unidentified
 
-    import scipy.sparse as sp
-
-    from ._mixin import LEVERAGE_ONE_TOL
-
     state = est._in_memory(est._state(), "leave-one-out predictions")
     K, D = state.K, state.D
     out = np.empty((state.n, K))
-    if K == 1 and isinstance(state.solver, DirectSolver) and not sp.issparse(state.Phi):
-        # one output: the row's own output moves by phi~^T step = coef q with the
-        # leverage q = phi~^T H^-1 phi~ = ||L^-1 phi~||^2 -- a triangular solve
-        # (n P^2 / 2 flops), not the steps themselves (n P^2); see _newton_steps
+    if has_one_output_newton(state):
+        # the row's own output moves by phi~^T step = coef q (+ c phi~^T u)
         for rows in row_chunks(state.n, state.P, max(CHUNK_ELEMENTS, 2 * state.P**2)):
+            coef, c, q = one_output_newton(state, rows)
             Phi = state.Phi[rows]
-            q = state.solver.quad_augmented(Phi, state.intercept)
-            c = state.s[rows] / state.n
-            a = state.op.A[rows, 0, 0]
-            lhs = 1.0 - c * a * q
-            rhs = state.G[rows, 0]
             block = out[rows, 0]  # a view
-            # einsum, not a BLAS gemv: OpenBLAS's gemv right after the trsm is slow
-            block[:] = np.einsum("id,d->i", Phi, state.Theta[0, :state.d])
-            if state.intercept:
-                block += state.Theta[0, state.d]
-            if state.share is not None:  # as in _newton_steps, with v = phi~^T u
-                u = state.share_solved
-                v = np.einsum("id,d->i", Phi, u[:state.d])
-                if state.intercept:
-                    v += u[state.d]
-                rhs = rhs + c * a * v
-                block += c * v
-            flat = np.abs(lhs) < LEVERAGE_ONE_TOL
-            block += c * rhs * q / np.where(flat, 1.0, lhs)
-            block[flat] = np.nan
+            block[:] = _linear(Phi, state.Theta[0], state) + coef * q
+            if state.share is not None:
+                block += c * _linear(Phi, state.share_solved, state)
         _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
         return out
     for rows in row_chunks(state.n, state.P * K):
@@ -272,7 +295,7 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
             rows = fold[part]
             H_fold += hessian(ident, state.Phi[rows], op.A[rows], state.s[rows], n,
                               state.intercept, zeros)
-            g_fold += state.s[rows] @ state.train_gradients(rows) / n
+            g_fold += np.einsum("i,ip->p", state.s[rows], state.train_gradients(rows)) / n
         pen = op.pen
         if state.share is not None:
             # the fold takes its share of the penalty with it (GLMs normalise by sum s)
