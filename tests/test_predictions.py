@@ -205,23 +205,3 @@ def test_one_output_loo_by_leverages_equals_the_newton_steps(cancer, diabetes):
     assert np.isnan(loo[0]) and np.isnan(ref[0])
     np.testing.assert_allclose(loo[1:], ref[1:], rtol=1e-9)
 
-
-def test_one_output_newton_loss_by_leverages_equals_the_steps(monkeypatch, cancer, diabetes):
-    """kind="newton" on the test loss with one output (m solves and the leverages)
-    equals the path through the n x P Newton steps, with weights and a GLM share."""
-    from skinfluence import InfluencePoissonRegressor, predictions
-
-    X, y, Xt, yt = cancer
-    w = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
-    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y, sample_weight=w)
-    Xd, yd, Xdt, ydt = diabetes
-    glm = InfluencePoissonRegressor(alpha=0.05, max_iter=1000, tol=1e-12).fit(
-        Xd, np.round(np.exp(yd / 100.0)))
-    cases = [(clf, Xt[:7], yt[:7]), (glm, Xdt[:5], np.round(np.exp(ydt[:5] / 100.0)))]
-    fast = [est.influence_on_loss(a, b, kind="newton") for est, a, b in cases]
-    for est, _, _ in cases:
-        est._influence_cache.clear()
-    monkeypatch.setattr(predictions, "has_one_output_newton", lambda state: False)
-    for (est, a, b), got in zip(cases, fast):
-        np.testing.assert_allclose(got, est.influence_on_loss(a, b, kind="newton"),
-                                   rtol=1e-8, atol=1e-14)
