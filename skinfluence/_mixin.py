@@ -186,7 +186,7 @@ LEVERAGE_ONE_TOL = 1e-10
 
 #: Chunk size (floats) of the one-output Newton steps: the rows' steps are touched
 #: three times (product, leverage, scaling), so they should stay in cache.
-NEWTON_CHUNK_ELEMENTS = 2**18
+NEWTON_CHUNK_ELEMENTS = 2**20
 
 
 def available_memory():
@@ -481,11 +481,12 @@ class _InfluenceState(ParameterLayout):
         return self._share_solved
 
     def inverse_theta_columns(self):
-        """``H^{-1}`` with its columns in theta order (direct solver; cached), so that
-        ``G @ it`` is ``(H^{-1} G^T)^T`` already ordered as ``coef_, intercept_``."""
+        """``-H^{-1}`` with its columns in theta order (direct solver; cached), so that
+        ``G @ it`` is ``-(H^{-1} G^T)^T`` already ordered as ``coef_, intercept_`` and
+        signed as ``influence_on_params`` (no pass over the n x P answer to negate it)."""
         if getattr(self, "_inverse_theta", None) is None:
             Hinv = self.solver.inverse()
-            self._inverse_theta = Hinv if self.perm_is_identity else Hinv[:, self.perm]
+            self._inverse_theta = -(Hinv if self.perm_is_identity else Hinv[:, self.perm])
         return self._inverse_theta
 
     def solve_output_blocks(self, Phi_t):
@@ -1001,12 +1002,12 @@ class InfluenceMixin:
         direct = isinstance(state.solver, DirectSolver)
         for rows in row_chunks(state.n, state.P):
             Gi = state.train_gradients(rows)
-            if direct:  # H^-1 g in theta order: one GEMM with the permuted inverse
+            if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
                 np.matmul(Gi, state.inverse_theta_columns(), out=out[rows])
             else:
                 S = state.solve_many(Gi.T).T
                 out[rows] = S if state.perm_is_identity else S[:, state.perm]
-            np.negative(out[rows], out=out[rows])
+                np.negative(out[rows], out=out[rows])
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
         return self._params_frame(out) if as_frame else out
