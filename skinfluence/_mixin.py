@@ -1274,15 +1274,9 @@ class InfluenceMixin:
         ``Phi_t`` are the test rows' augmented features (:meth:`_test_features`).
         """
         K, D = state.K, state.D
-        dF = (Phi_t @ steps.reshape(-1, D).T).reshape(len(Phi_t), len(steps), K)
-        return self._loss_after_output_changes(state, Phi_t, Y_test, dF)
-
-    @staticmethod
-    def _loss_after_output_changes(state, Phi_t, Y_test, dF):
-        """Test losses with the outputs moved by ``dF`` (m, c, K): shape (m, c)."""
-        K = state.K
         model = state.model
         F0 = Phi_t @ state.Theta.T  # (m, K)
+        dF = (Phi_t @ steps.reshape(-1, D).T).reshape(len(Phi_t), len(steps), K)
         F = (F0[:, None, :] + dF).reshape(-1, K)
         m, c = dF.shape[:2]
         Yr = np.repeat(Y_test, c, axis=0)

@@ -352,10 +352,10 @@ class HessianOperator:
     one pass over chunks of rows: two matrix products with the features per
     chunk, so the cost is O(nnz(Phi) K m). With sparse rows the chunks run on a
     thread pool, one per CPU (scipy's sparse products are single-threaded and
-    release the GIL; dense ones are BLAS's, threaded already). ``N`` spans directions the objective
-    ignores by construction (softmax shift invariance); adding ``c N N^T`` makes
-    the operator positive definite without changing any solve against a
-    right-hand side orthogonal to ``N``.
+    release the GIL; dense ones are BLAS's, threaded already). ``N`` spans
+    directions the objective ignores by construction (softmax shift invariance);
+    adding ``c N N^T`` makes the operator positive definite without changing any
+    solve against a right-hand side orthogonal to ``N``.
 
     Parameters
     ----------
