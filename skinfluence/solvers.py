@@ -15,7 +15,8 @@ as its ``influence_solver`` parameter, either by name or as an instance:
   O(P^2) per product, with a Jacobi, class-block or randomized Nystrom preconditioner.
 - ``"lissa"`` / :class:`LiSSA`: the stochastic estimation of Agarwal et al.
   (2017) used by Koh & Liang: a truncated Neumann series over mini-batch
-  Hessian-vector products. Approximate.
+  Hessian-vector products; with full batches preconditioned and with
+  Chebyshev's weights (about ``sqrt(kappa)`` steps, not ``kappa``). Approximate.
 - ``"auto"``: :class:`Direct` while the number of parameters ``P`` is at most
   ``AUTO_DIRECT_MAX_PARAMS`` (4,000: H takes at most 128 MB and its Cholesky
   about 2e10 flops), else :class:`ConjugateGradient`.
