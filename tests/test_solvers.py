@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from sklearn.preprocessing import StandardScaler
 from scipy.special import expit
 from scipy.stats import pearsonr
 from sklearn.base import clone
@@ -158,11 +159,52 @@ def test_lissa_options_give_the_same_answer(wine):
 def test_lissa_diverges_loudly_when_scale_is_too_small(cancer):
     X, y, Xt, yt = cancer
     clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
-    clf.set_params(influence_solver=LiSSA(scale=1e-6, depth=20_000))
-    with pytest.raises(ValueError, match="diverged.*scale=None"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+    for scale in (1e-6, 2.0):  # the estimate is about 8.7: refused before any step
+        clf.set_params(influence_solver=LiSSA(scale=scale, depth=20))
+        with pytest.raises(ValueError, match="below the largest eigenvalue.*scale=None"):
             clf.influence_on_loss(Xt[:3], yt[:3])
+
+
+def test_lissa_is_within_tol_or_warns_and_never_warns_falsely():
+    """Found by attacking the defaults: an ill-conditioned ridge (Chebyshev must not
+    stop on its non-monotone steps), small mini-batches (scale must bound every
+    mini-batch Hessian), and a well-conditioned problem whose whole estimated depth
+    is under the stopping rule's window (no false warning)."""
+    from sklearn.datasets import load_breast_cancer
+
+    from skinfluence import InfluenceRidge
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(500, 20)
+    X[:, 1] = X[:, 0] + 3e-4 * X[:, 1]
+    y = X[:, 0] + X[:, 2] + rng.randn(500)
+    est = InfluenceRidge(alpha=1e-6).fit(X, y)
+    ref = est.influence_on_loss(X[:5], y[:5])
+    est.set_params(influence_solver=LiSSA())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = est.influence_on_loss(X[:5], y[:5])
+    err = (np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)).max()
+    assert err < 1e-2 or any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+    Xc, yc = load_breast_cancer(return_X_y=True)
+    Xc = StandardScaler().fit_transform(Xc)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(Xc, yc)
+    ref = clf.influence_on_loss(Xc[:5], yc[:5])
+    for batch in (1, 8, 64):
+        clf.set_params(influence_solver=LiSSA(batch_size=batch, random_state=0, depth=300))
+        got = clf.influence_on_loss(Xc[:5], yc[:5])
+        assert np.isfinite(got).all() and _rel(got, ref) < 1.0, batch  # no blow-up
+    clf.set_params(influence_solver=LiSSA(batch_size=32, random_state=0, max_depth=50))
+    with pytest.warns(ConvergenceWarning, match="max_depth=50"):
+        clf.influence_on_loss(Xc[:5], yc[:5])
+
+    Xr = rng.randn(300, 6)
+    yr = Xr @ rng.randn(6) + rng.randn(300)
+    ridge = InfluenceRidge(influence_solver=LiSSA()).fit(Xr, yr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ridge.influence_on_loss(Xr[:5], yr[:5])
 
 
 def test_lissa_warns_when_its_depth_cap_stops_it(cancer):
