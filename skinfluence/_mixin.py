@@ -361,6 +361,16 @@ def _group_positions(group, n, index=None):
     return np.unique(g)
 
 
+def rank_one_newton_coef(c, a, q, rhs):
+    """One output's Newton coefficient ``c rhs / (1 - c a q)`` (Sherman-Morrison with
+    the leverage ``q = phi~^T H^-1 phi~``), NaN where the leverage is 1."""
+    lhs = 1.0 - c * a * q
+    flat = np.abs(lhs) < LEVERAGE_ONE_TOL
+    coef = c * rhs / np.where(flat, 1.0, lhs)
+    coef[flat] = np.nan
+    return coef
+
+
 def _leverage_one(lhs):
     """Rows whose ``I - c A M`` (eigenvalues in [0, 1]) is singular to
     ``LEVERAGE_ONE_TOL``: the determinant screens them (a batched LU), the SVD
@@ -1226,11 +1236,8 @@ class InfluenceMixin:
             q = np.einsum("id,id->i", Phi, T[:, :d])
             if state.intercept:
                 q += T[:, d]
-            c = state.s[rows] / state.n
-            lhs = 1.0 - c * state.op.A[rows, 0, 0] * q
-            flat = np.abs(lhs) < LEVERAGE_ONE_TOL
-            coef = c * state.G[rows, 0] / np.where(flat, 1.0, lhs)
-            coef[flat] = np.nan
+            coef = rank_one_newton_coef(state.s[rows] / state.n, state.op.A[rows, 0, 0], q,
+                                        state.G[rows, 0])
             T *= coef[:, None]
             return T
         Phi_t = _dense_augmented(state.Phi[rows], state.intercept)  # (c, D)

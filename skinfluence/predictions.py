@@ -188,21 +188,17 @@ def one_output_newton(state):
     an OpenBLAS pool, and alternating them chunk by chunk left the idle pool's
     threads spinning against the other's (50,000 x 200: 3x slower).
     """
-    from ._mixin import LEVERAGE_ONE_TOL
+    from ._mixin import rank_one_newton_coef
 
     q = np.empty(state.n)
     for rows in row_chunks(state.n, state.P, max(CHUNK_ELEMENTS, 2 * state.P**2)):
         q[rows] = state.solver.quad_augmented(state.Phi[rows], state.intercept)
     c = state.s / state.n
     a = state.op.A[:, 0, 0]
-    lhs = 1.0 - c * a * q
     rhs = state.G[:, 0]
     if state.share is not None:
         rhs = rhs + c * a * _linear(state.Phi, state.share_solved, state)
-    flat = np.abs(lhs) < LEVERAGE_ONE_TOL
-    coef = c * rhs / np.where(flat, 1.0, lhs)
-    coef[flat] = np.nan
-    return coef, c, q
+    return rank_one_newton_coef(c, a, q, rhs), c, q
 
 
 def has_one_output_newton(state):

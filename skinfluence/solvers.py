@@ -235,7 +235,8 @@ class LiSSA(_SolverConfig):
     acceleration : {"auto", "chebyshev"} or None, default="auto"
         ``"auto"``: Chebyshev for full batches, none for mini-batches.
     repeats : int, default=1
-        Independent runs averaged.
+        Independent mini-batch runs averaged (full batches are deterministic: one
+        run).
     batch_size : int or None, default=None
         Rows per mini-batch Hessian; ``None`` means all rows (deterministic,
         exact up to the truncation).
@@ -681,15 +682,19 @@ class LissaSolver:
                 "acceleration=None (the paper's recursion) with batch_size, or drop "
                 "batch_size.")
         self.acceleration = ("chebyshev" if full else None) if accel == "auto" else accel
-        # Lanczos on F^T H F (40 products): the spectrum behind scale, depth and checks
+        # Lanczos on F^T H F (40 products): the spectrum behind scale, depth and checks;
+        # skipped only for mini-batches given both scale and depth (no pass over all rows)
         pc = self.pc
-        self.lam_min, self.lam_max = _lanczos_bounds(
-            lambda v: pc.half_t(op.matvec(pc.half(v))), op.P)
-        if not (self.lam_min > 0):
-            raise SingularHessianError("LiSSA needs a positive definite H. " + _SINGULAR_HINT)
+        self.lam_min = self.lam_max = None
+        if full or config.scale is None or config.depth is None:
+            self.lam_min, self.lam_max = _lanczos_bounds(
+                lambda v: pc.half_t(op.matvec(pc.half(v))), op.P)
+            if not (self.lam_min > 0):
+                raise SingularHessianError("LiSSA needs a positive definite H. "
+                                           + _SINGULAR_HINT)
         if config.scale is not None:
             self.scale = float(config.scale)
-            if self.scale < self.lam_max / 1.01:
+            if self.lam_max is not None and self.scale < self.lam_max / 1.01:
                 raise ValueError(
                     f"LiSSA(scale={self.scale:g}) is below the largest eigenvalue of the "
                     f"{'preconditioned ' if kind else ''}Hessian (about {self.lam_max:.3g}): "
@@ -731,7 +736,8 @@ class LissaSolver:
         total = np.zeros_like(B2)
         self.steps = []
         self.diverged = False
-        for _ in range(cfg.repeats):
+        full = self.batch_size == self.op.n
+        for _ in range(1 if full else cfg.repeats):  # full batches: identical runs
             it = tqdm(steps, desc="LiSSA", leave=False) if cfg.progress else steps
             run = self._chebyshev if self.acceleration else self._neumann
             X, active, done = run(B2, it, rng)
@@ -747,7 +753,7 @@ class LissaSolver:
                     stacklevel=3,
                 )
             total += X
-        X = total / cfg.repeats
+        X = total / len(self.steps)
         if not np.all(np.isfinite(X)) or self.diverged:
             raise ValueError(
                 f"LiSSA diverged: scale={self.scale:.3g} is below the largest eigenvalue of "

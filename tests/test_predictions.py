@@ -204,4 +204,11 @@ def test_one_output_loo_by_leverages_equals_the_newton_steps(cancer, diabetes):
         ref = by_steps(reg, Xl)
     assert np.isnan(loo[0]) and np.isnan(ref[0])
     np.testing.assert_allclose(loo[1:], ref[1:], rtol=1e-9)
+    # and an independent oracle: least squares without the row, refitted
+    from sklearn.linear_model import LinearRegression
+
+    for i in (3, 41):
+        keep = np.arange(60) != i
+        refit = LinearRegression().fit(Xl[keep], yd[:60][keep])
+        np.testing.assert_allclose(loo[i], refit.predict(Xl[i:i + 1])[0], rtol=1e-7)
 

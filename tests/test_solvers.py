@@ -154,6 +154,15 @@ def test_lissa_options_give_the_same_answer(wine):
     clf.set_params(influence_solver=LiSSA(acceleration="chebyshev", batch_size=32))
     with pytest.raises(ValueError, match="needs full batches"):
         clf.influence_on_loss(Xt[:5], yt[:5])
+    clf.set_params(influence_solver=LiSSA(repeats=3))  # full batches: one identical run
+    clf.influence_on_loss(Xt[:5], yt[:5])
+    assert len(clf._state().solver.steps) == 1
+    # mini-batches given scale and depth: no Lanczos pass over all rows
+    clf.set_params(influence_solver=LiSSA(batch_size=16, scale=50.0, depth=5, repeats=2,
+                                          random_state=0))
+    clf.influence_on_loss(Xt[:5], yt[:5])
+    solver = clf._state().solver
+    assert solver.lam_max is None and len(solver.steps) == 2
 
 
 def test_lissa_diverges_loudly_when_scale_is_too_small(cancer):
