@@ -135,29 +135,61 @@ class Floor:
             self._Hinv = cho_solve(self.cf, np.eye(len(self.H)))
         return self._Hinv
 
+    def newton_coef(self):
+        """Every row's Newton coefficient (n, K), kept: with one output from the
+        leverages ``||L^-1 x~_i||^2`` (one triangular solve), else from the steps' pass."""
+        if self.K == 1 and not hasattr(self, "_q"):
+            V = solve_triangular(self.cf[0], self.Xt.T, lower=True)
+            self._q = np.einsum("ij,ij->j", V, V)
+            c = 1.0 / self.n
+            self._coef = (c * self.G[:, 0] / (1 - c * self.A[:, 0, 0] * self._q))[:, None]
+        elif not hasattr(self, "_coef"):
+            self.newton_steps()
+        return self._coef
+
     def newton_steps(self):
-        """theta_-i - theta_hat for every row, (n, P) in the (K, D) layout.
+        """theta_-i - theta_hat for every row, (n, P) in the (K, D) layout; kept when
+        they fit in 2**22 floats.
 
         Rank-K Woodbury per row; ``H^{-1} (e_k (x) x~_i)`` are columns of the
         explicit inverse times the row (one GEMM), the cheapest way to get all
         ``n K`` of them."""
+        if hasattr(self, "_steps"):
+            return self._steps
         n, K, D, c = self.n, self.K, self.D, 1.0 / self.n
         S = (self.Hinv.reshape(K * D * K, D) @ self.Xt.T).reshape(K, D, K, n)
         M = np.einsum("id,kdli->ikl", self.Xt, S)
         lhs = np.eye(K)[None] - c * np.matmul(self.A, M)
-        z = np.linalg.solve(lhs, self.G[:, :, None])[:, :, 0] * c
-        return np.einsum("kdli,il->ikd", S, z).reshape(n, K * D)
+        self._coef = np.linalg.solve(lhs, self.G[:, :, None])[:, :, 0] * c
+        steps = np.einsum("kdli,il->ikd", S, self._coef).reshape(n, K * D)
+        if steps.size <= 2**22:  # kept when small, as skinfluence keeps them
+            self._steps = steps
+        return steps
 
     def newton_loss(self, Xte, yte):
         Xt, _ = self.test_grads(Xte, yte)
-        steps = self.newton_steps().reshape(self.n, self.K, self.D)
         F0 = Xt @ self.Theta.T
-        F = F0[:, None, :] + np.einsum("td,ikd->tik", Xt, steps)
-        return self.loss(Xt, yte[:, None], F) - self.loss(Xt, yte, F0)[:, None]
+        if self.K == 1:  # dF = x~_t^T H^-1 x~_i coef_i: the first-order products
+            coef = self.newton_coef()[:, 0]
+            dF = (cho_solve(self.cf, Xt.T).T @ self.Xt.T) * coef
+            F = F0 + dF
+            return (np.logaddexp(0, F) - yte[:, None] * F
+                    - (np.logaddexp(0, F0) - yte[:, None] * F0))
+        steps = self.newton_steps().reshape(self.n, self.K, self.D)
+        dF = np.matmul(Xt, steps.transpose(1, 2, 0))  # (K, m, n)
+        F = dF + F0.T[:, :, None]
+        top = F.max(axis=0)
+        E = np.exp(F - top)
+        y_change = np.take_along_axis(dF, yte[None, :, None], 0)[0]
+        return (np.log(E.sum(axis=0)) + top - logsumexp(F0, axis=1)[:, None] - y_change)
 
     def loo_outputs(self):
+        F = self.Xt @ self.Theta.T
+        if self.K == 1:
+            coef = self.newton_coef()
+            return F + coef * self._q[:, None]
         steps = self.newton_steps().reshape(self.n, self.K, self.D)
-        return self.Xt @ self.Theta.T + np.einsum("id,ikd->ik", self.Xt, steps)
+        return F + np.einsum("id,ikd->ik", self.Xt, steps)
 
     def cv_outputs(self, folds):
         out = np.empty((self.n, self.K))
@@ -200,7 +232,7 @@ def run(name, repeats):
         "influence_on_params": (lambda e: e.influence_on_params(),
                                 lambda f: f.influence_on_params()),
         "influence_on_params newton": (lambda e: e.influence_on_params(kind="newton"),
-                                       lambda f: f.newton_steps()),
+                                       lambda f: f.newton_steps().copy()),
         "influence_on_loss newton (100 test)": (
             lambda e: e.influence_on_loss(Xte, yte, kind="newton"),
             lambda f: f.newton_loss(Xte, yti)),

@@ -42,6 +42,7 @@ from .curvature import (
     objective_gradient,
     output_derivatives,
     penalty_diagonal,
+    dense_augmented,
     row_chunks,
     sample_gradients,
 )
@@ -57,6 +58,8 @@ from ._frames import (
 )
 from ._dask import is_dask
 from .features import IdentityFeatures
+from . import _newton
+from ._newton import LEVERAGE_ONE_TOL, NEWTON_CHUNK_ELEMENTS
 from ._optimize import _outputs as outputs_at
 from .solvers import ConjugateGradient, DirectSolver, resolve_solver
 
@@ -161,11 +164,6 @@ class StationarityReport:
         return False
 
 
-def _dense_augmented(Phi, intercept):
-    Phi = Phi.toarray() if sp.issparse(Phi) else np.asarray(Phi, dtype=np.float64)
-    return np.hstack([Phi, np.ones((Phi.shape[0], 1))]) if intercept else Phi
-
-
 def null_directions(model, pen, K, D):
     """Orthonormal basis (P, r) of the directions the objective ignores."""
     if not (model.loss.shift_invariant and K > 1):
@@ -178,15 +176,6 @@ def null_directions(model, pen, K, D):
             v[:, j] = 1.0 / np.sqrt(K)
             cols.append(v.ravel())
     return np.array(cols).T if cols else None
-
-
-#: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
-#: objective flat along some direction (leverage 1).
-LEVERAGE_ONE_TOL = 1e-10
-
-#: Chunk size (floats) of the one-output Newton steps: the rows' steps are touched
-#: three times (product, leverage, scaling), so they should stay in cache.
-NEWTON_CHUNK_ELEMENTS = 2**20
 
 
 def available_memory():
@@ -361,31 +350,6 @@ def _group_positions(group, n, index=None):
     return np.unique(g)
 
 
-def rank_one_newton_coef(c, a, q, rhs):
-    """One output's Newton coefficient ``c rhs / (1 - c a q)`` (Sherman-Morrison with
-    the leverage ``q = phi~^T H^-1 phi~``), NaN where the leverage is 1."""
-    lhs = 1.0 - c * a * q
-    flat = np.abs(lhs) < LEVERAGE_ONE_TOL
-    coef = c * rhs / np.where(flat, 1.0, lhs)
-    coef[flat] = np.nan
-    return coef
-
-
-def _leverage_one(lhs):
-    """Rows whose ``I - c A M`` (eigenvalues in [0, 1]) is singular to
-    ``LEVERAGE_ONE_TOL``: the determinant screens them (a batched LU), the SVD
-    decides for the few it cannot clear (each eigenvalue is at least the det)."""
-    K = lhs.shape[-1]
-    if K == 1:
-        return np.abs(lhs[:, 0, 0]) < LEVERAGE_ONE_TOL
-    unsure = np.flatnonzero(np.abs(np.linalg.det(lhs)) < 1e-3)
-    flat = np.zeros(len(lhs), dtype=bool)
-    if unsure.size:
-        flat[unsure] = np.linalg.svd(lhs[unsure], compute_uv=False).min(axis=1) \
-            < LEVERAGE_ONE_TOL
-    return flat
-
-
 def _output_blocks(Phi_t, K):
     """``U = [I_K (x) phi~_i]`` for rows ``phi~_i`` of ``Phi_t``: shape (K D, rows * K).
 
@@ -422,6 +386,7 @@ class _InfluenceState(ParameterLayout):
             )
         self.identity = IdentityFeatures()
         F = est._outputs(model, self.Phi, self.identity)
+        self.F = F  # the training rows' outputs at the fit, (n, K)
         self.G, A = output_derivatives(model.loss, Y, F)
         damping = float(getattr(est, "damping", 0.0))
         if np.isinf(model.C) and damping == 0 and n and np.abs(A).max() < SATURATED_CURVATURE:
@@ -864,15 +829,12 @@ class InfluenceMixin:
             m, K = X_test.shape[0], state.K
             out = np.empty((m, state.n))
             Phi_t = self._test_features(state, X_test)
-            # per training row: its K solves (P floats each) and its m x K test outputs
-            # with the loss's temporaries -- bounded like the first-order kind. (With
-            # one output the leverages alone would do, as in loo_outputs, in half the
-            # flops; measured, the steps' one numpy GEMM was faster: 0.17 s vs 0.21 s
-            # on 50,000 x 200, scipy's trsm and numpy's GEMM running on two OpenBLAS
-            # pools that spin against each other.)
-            for rows in row_chunks(state.n, state.P * K + 8 * m * K):
-                steps = self._newton_steps(state, rows)
-                out[:, rows] = self._loss_after_steps(state, Phi_t, Y_test, steps)
+            F0 = Phi_t @ state.Theta.T
+            loss = state.model.loss
+            # per training row: its outputs' changes at the test rows and the loss's
+            # temporaries -- bounded like the first-order kind
+            for rows, dF in _newton.output_changes(state, Phi_t, 3 * m * K):
+                out[:, rows] = loss.value_change(Y_test, F0, dF)
             # an unidentified row is NaN on every test row: the first one tells
             _warn_unidentified(np.isnan(out[0]) if m else np.zeros(state.n, bool),
                                "training rows have")
@@ -1001,11 +963,8 @@ class InfluenceMixin:
         if kind == "newton":
             # one output: small chunks whose rows stay in cache between the passes
             budget = NEWTON_CHUNK_ELEMENTS if state.K == 1 else None
-            for rows in row_chunks(state.n, state.P * state.K, budget):
-                if state.perm_is_identity:
-                    self._newton_steps(state, rows, out=out[rows])
-                else:
-                    out[rows] = self._newton_steps(state, rows)[:, state.perm]
+            for rows, steps in _newton.iter_steps(state, budget):
+                state.to_theta(steps, out[rows])
             # an unidentified row is NaN in every column: the first one tells
             _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
             return self._params_frame(out) if as_frame else out
@@ -1016,7 +975,7 @@ class InfluenceMixin:
                 np.matmul(Gi, state.inverse_theta_columns(), out=out[rows])
             else:
                 S = state.solve_many(Gi.T).T
-                out[rows] = S if state.perm_is_identity else S[:, state.perm]
+                state.to_theta(S, out[rows])
                 np.negative(out[rows], out=out[rows])
         if kind == "remove":
             out *= self._removal_scale(state)[:, None]
@@ -1216,79 +1175,10 @@ class InfluenceMixin:
                 out[j, part] = -elementwise_grad(directional)(Xc, self._fit_Y[rows])
         return out
 
-    def _newton_steps(self, state, rows, out=None):
-        """One Newton step on R without each training point in ``rows``.
-
-        ``theta_-i - theta_hat ~= (s_i/n) (H - (s_i/n) hess l_i)^{-1} grad l_i``,
-        through the rank-K Woodbury identity: with ``U_i = I_K (x) phi~_i`` and
-        ``M_i = U_i^T H^{-1} U_i``, the step is ``c H^{-1} U_i (I - c A_i M_i)^{-1}
-        g_i`` (``c = s_i / n``). Returns shape (len(rows), P), internal layout.
-        """
-        K, D = state.K, state.D
-        if K == 1 and state.share is None and isinstance(state.solver, DirectSolver) \
-                and not sp.issparse(state.Phi):
-            # Sherman-Morrison in the rows' own layout: T = phi~ H^-1 (H symmetric),
-            # the intercept row added by broadcasting: no [phi, 1] copy, no transposes
-            Hinv, Phi, d = state.solver.inverse(), state.Phi[rows], state.d
-            T = np.matmul(Phi, Hinv[:d], out=out)
-            if state.intercept:
-                T += Hinv[d]
-            q = np.einsum("id,id->i", Phi, T[:, :d])
-            if state.intercept:
-                q += T[:, d]
-            coef = rank_one_newton_coef(state.s[rows] / state.n, state.op.A[rows, 0, 0], q,
-                                        state.G[rows, 0])
-            T *= coef[:, None]
-            return T
-        Phi_t = _dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
-        c_rows = Phi_t.shape[0]
-        # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
-        S = state.solve_output_blocks(Phi_t)  # (K, D, K, c)
-        M = np.einsum("id,kdli->ikl", Phi_t, S)  # (c, K, K): phi~^T (H^-1)_{kl} phi~
-        c = (state.s[rows] / state.n)[:, None, None]
-        A = state.op.A[rows]
-        lhs = np.eye(K)[None] - c * np.matmul(A, M)
-        # leverage 1: without the row the objective is flat along some direction, so
-        # there is no Newton step (and no unique refit); NaN, never a finite guess
-        flat = _leverage_one(lhs)
-        lhs[flat] = np.eye(K)
-        rhs = state.G[rows]
-        if state.share is not None:
-            # the penalty share e: c (H - c U A U^T)^{-1} (U g + e) = c H^-1 U (I - c A
-            # M)^{-1} (g + c A U^T u) + c u with u = H^-1 e (the share's own curvature,
-            # (s_i / sum s) of the penalty, stays in H: a relative O(s_i / sum s) error)
-            u = state.share_solved
-            v = Phi_t @ u.reshape(K, D).T  # (c, K): U_i^T u
-            rhs = rhs + c[:, :, 0] * np.einsum("ikl,il->ik", A, v)
-        coef = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
-        coef[flat] = np.nan
-        steps = np.einsum("kdli,il->ikd", S, coef).reshape(c_rows, K * D)
-        if state.share is not None:
-            steps += c[:, :, 0] * u[None, :]
-        if out is not None:
-            out[...] = steps
-            return out
-        return steps
-
     @staticmethod
     def _test_features(state, X_test):
         """``[phi(x), 1]`` of the test rows, dense: shape (m, D)."""
-        return _dense_augmented(state.model.features.transform(X_test), state.intercept)
-
-    def _loss_after_steps(self, state, Phi_t, Y_test, steps):
-        """Test losses at ``theta_hat + step`` for every step: shape (m, len(steps)).
-
-        ``Phi_t`` are the test rows' augmented features (:meth:`_test_features`).
-        """
-        K, D = state.K, state.D
-        model = state.model
-        F0 = Phi_t @ state.Theta.T  # (m, K)
-        dF = (Phi_t @ steps.reshape(-1, D).T).reshape(len(Phi_t), len(steps), K)
-        F = (F0[:, None, :] + dF).reshape(-1, K)
-        m, c = dF.shape[:2]
-        Yr = np.repeat(Y_test, c, axis=0)
-        base = np.asarray(model.loss.value(Y_test, F0))
-        return np.asarray(model.loss.value(Yr, F)).reshape(m, c) - base[:, None]
+        return dense_augmented(state.model.features.transform(X_test), state.intercept)
 
     def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
                                 as_frame=False):
@@ -1337,10 +1227,11 @@ class InfluenceMixin:
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])
         X_test, Y_test = self._validate_test(X_test, y_test)
         Phi_test = self._test_features(state, X_test)
+        F0 = Phi_test @ state.Theta.T
         K = state.K
         out = []
         for g in groups:  # a loop over groups; each group is one block solve
-            Phi_t = _dense_augmented(state.Phi[g], state.intercept)
+            Phi_t = dense_augmented(state.Phi[g], state.intercept)
             U = _output_blocks(Phi_t, K)  # (P, |G| K)
             S = state.solve_output_blocks(Phi_t).transpose(0, 1, 3, 2).reshape(
                 state.P, -1)  # H^-1 U_G, columns (row, output) as U's
@@ -1350,7 +1241,7 @@ class InfluenceMixin:
             Cmat[np.arange(len(g)), :, np.arange(len(g)), :] = c[:, None, None] * state.op.A[g]
             Cmat = Cmat.reshape(len(g) * K, -1)
             rhs = (c[:, None] * state.G[g]).ravel()
-            if state.share is not None:  # as in _newton_steps, for the group
+            if state.share is not None:  # as in _newton._fresh, for the group
                 u = state.share_solved
                 rhs = rhs + c.sum() * (Cmat @ (U.T @ u))
             lhs = np.eye(len(rhs)) - Cmat @ M
@@ -1360,7 +1251,8 @@ class InfluenceMixin:
                 step = S @ np.linalg.solve(lhs, rhs)
                 if state.share is not None:
                     step += c.sum() * u
-            out.append(self._loss_after_steps(state, Phi_test, Y_test, step[None, :])[:, 0])
+            dF = _newton.step_output_changes(Phi_test, step[None, :], K, state.D)
+            out.append(state.model.loss.value_change(Y_test, F0, dF)[:, 0])
         out = np.column_stack(out)
         _warn_unidentified(np.isnan(out).all(axis=0), "groups have")
         return out

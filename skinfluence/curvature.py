@@ -67,6 +67,18 @@ class ParameterLayout:
         # one output: the internal layout is already theta's order (no reindexing)
         self.perm_is_identity = bool(np.array_equal(self.perm, np.arange(self.perm.size)))
 
+    def to_theta(self, rows, out):
+        """Write ``rows`` (shape (c, P), internal layout) into ``out`` in theta order:
+        two strided block copies (a gather by ``perm`` was 3x slower)."""
+        if self.perm_is_identity:
+            out[...] = rows
+            return out
+        K, d = self.K, self.d
+        blocks = rows.reshape(len(rows), K, self.D)
+        out[:, :K * d].reshape(len(rows), K, d)[...] = blocks[:, :, :d]
+        out[:, K * d:] = blocks[:, :, d]
+        return out
+
 
 def output_derivatives(loss, Y, F, order=2):
     """First (and second) derivatives of each sample's loss w.r.t. its outputs.
@@ -111,6 +123,12 @@ def autograd_derivatives(loss, Y, F, order=2):
     # the exact second derivative is symmetric; remove rounding asymmetry
     A = 0.5 * (A + A.transpose(0, 2, 1))
     return G, A
+
+
+def dense_augmented(Phi, intercept):
+    """``[phi, 1]`` (or ``phi``) of rows as a dense float array."""
+    Phi = Phi.toarray() if sp.issparse(Phi) else np.asarray(Phi, dtype=np.float64)
+    return np.hstack([Phi, np.ones((Phi.shape[0], 1))]) if intercept else Phi
 
 
 def row_chunks(n_rows, width, chunk_elements=None):

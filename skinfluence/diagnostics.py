@@ -17,6 +17,7 @@ one-step Cook's distance of a GLM (statsmodels' ``GLMInfluence.cooks_distance``;
 
 import numpy as np
 
+from . import _newton
 from .curvature import row_chunks
 from .features import IdentityFeatures
 from .solvers import DirectSolver
@@ -52,8 +53,7 @@ def cooks_distance(est):
     direct = isinstance(state.solver, DirectSolver)
     H = state.hessian() if direct else None  # P <= 4,000: one dense product per chunk
     out = np.empty(state.n)
-    for rows in row_chunks(state.n, state.P * state.K):
-        steps = est._newton_steps(state, rows)  # (c, P), internal layout
+    for rows, steps in _newton.iter_steps(state):  # (c, P), internal layout
         HS = steps @ H if direct else state.op.matvec(steps.T).T - state.op.damping * steps
         if state.op.N is not None and not direct:
             HS -= state.op.null_scale * (steps @ state.op.N) @ state.op.N.T

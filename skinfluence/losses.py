@@ -66,6 +66,18 @@ class Loss:
         """Per-sample loss values, shape ``(n_samples,)``."""
         raise NotImplementedError
 
+    def value_change(self, Y, F0, dF):
+        """``value(Y_t, F0_t + dF[:, t, j]) - value(Y_t, F0_t)`` for every test row
+        ``t`` and step ``j``: shape ``(m, c)``.
+
+        ``Y`` and ``F0`` have shape ``(m, K)``; ``dF`` has shape ``(K, m, c)``
+        (outputs first, so that each output is one contiguous ``(m, c)`` block).
+        """
+        K, m, c = dF.shape
+        F = (F0.T[:, :, None] + dF).transpose(1, 2, 0).reshape(m * c, K)
+        after = np.asarray(self.value(np.repeat(Y, c, axis=0), F)).reshape(m, c)
+        return after - np.asarray(self.value(Y, F0))[:, None]
+
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
@@ -140,6 +152,20 @@ class SoftmaxLoss(Loss):
 
     def value(self, Y, F):
         return logsumexp(F, axis=1) - anp.sum(Y * F, axis=1)
+
+    def value_change(self, Y, F0, dF):
+        # logsumexp(F0 + dF) - logsumexp(F0) - dF_y, every reduction over the K contiguous
+        # (m, c) blocks (a reduction over a last axis of 10 was 5x slower), shifted by
+        # the largest output so that no exp overflows and the sum is at least 1
+        F = dF + F0.T[:, :, None]
+        top = F.max(axis=0)
+        F -= top
+        np.exp(F, out=F)
+        out = np.log(F.sum(axis=0))
+        out += top
+        out -= logsumexp(F0, axis=1)[:, None]
+        out -= np.einsum("kmc,mk->mc", dF, Y)
+        return out
 
     def derivatives(self, Y, F, order=2):
         P = softmax(F, axis=1)

@@ -27,8 +27,9 @@ import numpy as np
 from autograd import elementwise_grad, grad
 
 from ._optimize import _outputs as outputs_at
+from . import _newton
 from .curvature import (
-    CHUNK_ELEMENTS,
+    dense_augmented,
     hessian,
     objective_gradient,
     output_derivatives,
@@ -126,11 +127,9 @@ def influence_on_prediction(est, X_test, *, kind="upweight", response_method="au
     check_answer_size((m, state.n, C), "influence_on_prediction")
     if kind == "newton":
         out = np.empty((m, state.n, C))
-        for rows in row_chunks(state.n, state.P * K + 8 * m * max(K, C)):
-            steps = est._newton_steps(state, rows)
-            dF = (Phi_t @ steps.reshape(-1, D).T).reshape(m, -1, K)
-            R = np.asarray(r((F0[:, None, :] + dF).reshape(-1, K))).reshape(m, -1, C)
-            out[:, rows, :] = R - R0[:, None, :]
+        for rows, dF in _newton.output_changes(state, Phi_t, 4 * m * max(K, C)):
+            F = (F0.T[:, :, None] + dF).transpose(1, 2, 0).reshape(-1, K)
+            out[:, rows, :] = np.asarray(r(F)).reshape(m, -1, C) - R0[:, None, :]
     else:
         # J_(t,c) = sum_k dr_c/df_k (e_k (x) phi~_t): one solve per test row and response
         Dr = _response_jacobian(r, F0, C)
@@ -156,11 +155,9 @@ def influence_on_function(est, fn, X_test, *, kind="upweight"):
     if kind == "newton":
         out = np.empty(state.n)
         m = len(F0)
-        for rows in row_chunks(state.n, state.P * K + 8 * m * K):
-            steps = est._newton_steps(state, rows)
-            dF = (Phi_t @ steps.reshape(-1, D).T).reshape(m, -1, K).transpose(1, 0, 2)
-            batch = np.asarray(fn(F0[None, :, :] + dF), dtype=float)
-            if batch.shape != (dF.shape[0],):
+        for rows, dF in _newton.output_changes(state, Phi_t, 2 * m * K):
+            batch = np.asarray(fn(F0[None, :, :] + dF.transpose(2, 1, 0)), dtype=float)
+            if batch.shape != (dF.shape[2],):
                 raise ValueError(
                     "kind='newton' calls fn on a batch of outputs of shape (rows, m, K) and "
                     f"needs one value per row; it returned shape {batch.shape}. Write fn with "
@@ -173,75 +170,28 @@ def influence_on_function(est, fn, X_test, *, kind="upweight"):
     return est._train_dot(state, S, kind)[0]
 
 
-def one_output_newton(state):
-    """The rank-one Newton steps of one-output models without forming them.
-
-    With one output, ``theta_-i - theta_hat = coef_i H^{-1} phi~_i + c_i u`` (see
-    ``InfluenceMixin._newton_steps``; ``u`` the solved penalty share, GLMs only),
-    so every quantity linear in the step needs only the leverage ``q_i =
-    ||L^{-1} phi~_i||^2`` -- a triangular solve, ``P^2 / 2`` flops per row -- not the
-    step itself (``P^2``). Returns ``(coef, c, q)`` for every training row
-    (``coef`` NaN where the leverage is 1); only for a factored H and dense rows.
-
-    All rows in one pass of scipy's triangular solves, in chunks of at least
-    ``2 P`` rows, before the caller's numpy products: numpy and scipy each bring
-    an OpenBLAS pool, and alternating them chunk by chunk left the idle pool's
-    threads spinning against the other's (50,000 x 200: 3x slower).
-    """
-    from ._mixin import rank_one_newton_coef
-
-    q = np.empty(state.n)
-    for rows in row_chunks(state.n, state.P, max(CHUNK_ELEMENTS, 2 * state.P**2)):
-        q[rows] = state.solver.quad_augmented(state.Phi[rows], state.intercept)
-    c = state.s / state.n
-    a = state.op.A[:, 0, 0]
-    rhs = state.G[:, 0]
-    if state.share is not None:
-        rhs = rhs + c * a * _linear(state.Phi, state.share_solved, state)
-    return rank_one_newton_coef(c, a, q, rhs), c, q
-
-
-def has_one_output_newton(state):
-    """Whether :func:`one_output_newton` applies: one output, dense rows, factored H."""
-    import scipy.sparse as sp
-
-    return (state.K == 1 and isinstance(state.solver, DirectSolver)
-            and not sp.issparse(state.Phi))
-
-
-def _linear(Phi, v, state):
-    """``[phi, 1] . v`` for every row (einsum, not a BLAS gemv: numpy's and scipy's
-    OpenBLAS pools each spin after a call, so a gemv right after scipy's trsm was
-    25x slower than its work)."""
-    out = np.einsum("id,d->i", Phi, v[:state.d])
-    if state.intercept:
-        out += v[state.d]
-    return out
-
-
 def loo_outputs(est):
     """Every training row's outputs ``f(x_i)`` at the parameters fitted without it.
 
     One Newton step per row with its own curvature taken out (exact for least
     squares); NaN for rows of leverage 1. Shape (n_train, K).
     """
-    from ._mixin import _dense_augmented, _warn_unidentified
+    from ._mixin import _warn_unidentified
 
     state = est._in_memory(est._state(), "leave-one-out predictions")
     K, D = state.K, state.D
     out = np.empty((state.n, K))
-    if has_one_output_newton(state):
+    if _newton.has_one_output_newton(state):
         # the row's own output moves by phi~^T step = coef q (+ c phi~^T u)
-        coef, c, q = one_output_newton(state)
-        out[:, 0] = _linear(state.Phi, state.Theta[0], state) + coef * q
+        coef, c, q = _newton.one_output(state)
+        out[:, 0] = state.F[:, 0] + coef * q
         if state.share is not None:
-            out[:, 0] += c * _linear(state.Phi, state.share_solved, state)
+            out[:, 0] += c * _newton.linear(state.Phi, state.share_solved, state)
         _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
         return out
-    for rows in row_chunks(state.n, state.P * K):
-        steps = est._newton_steps(state, rows).reshape(-1, K, D)
-        Phi_t = _dense_augmented(state.Phi[rows], state.intercept)
-        out[rows] = Phi_t @ state.Theta.T + np.einsum("ikd,id->ik", steps, Phi_t)
+    for rows, steps in _newton.iter_steps(state):
+        Phi_t = dense_augmented(state.Phi[rows], state.intercept)
+        out[rows] = state.F[rows] + np.einsum("ikd,id->ik", steps.reshape(-1, K, D), Phi_t)
     _warn_unidentified(np.isnan(out).any(axis=1), "training rows have")
     return out
 

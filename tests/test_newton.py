@@ -1,0 +1,193 @@
+"""kind="newton" answered again from what the first question kept.
+
+The per-row Newton coefficients (and, when small, the steps) are kept on the
+fitted state, so a repeated question takes another route: the test rows solved for
+instead of the steps formed. Every route is checked against an independent
+autograd oracle -- the Newton step without the row, ``(H - c_i hess l_i)^+ c_i
+grad l_i`` with ``H`` and the row's derivatives from ``tests/oracle.py`` -- cold
+and warm, with the steps kept and not.
+"""
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from autograd import grad, hessian
+from sklearn.datasets import load_diabetes
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence import InfluenceLogisticRegression, InfluencePoissonRegressor
+from skinfluence import _newton
+from skinfluence.losses import (
+    HalfGammaDeviance,
+    HalfPoissonDeviance,
+    HalfTweedieDeviance,
+    LogLoss,
+    OneVsRestLogLoss,
+    SmoothHinge,
+    SoftmaxLoss,
+    SquaredLoss,
+)
+
+from .oracle import per_sample_logistic_loss, risk, theta_of, unit_deviance
+
+ROWS = [0, 7, 31]
+
+
+def _oracle_newton(est, X, y, X_test, y_test, rows):
+    """The Newton step without each row in ``rows`` (theta order, one row each) and the
+    test losses' change after it, shape (m, len(rows))."""
+    K = 1 if len(est.classes_) == 2 else len(est.classes_)
+    yi, yti = np.searchsorted(est.classes_, y), np.searchsorted(est.classes_, y_test)
+    theta, n = theta_of(est), len(y)
+    H = hessian(risk)(theta, X, yi, np.ones(n), K, est.C, est.fit_intercept)
+    base = per_sample_logistic_loss(theta, X_test, yti, K, est.fit_intercept)
+    out, steps = [], []
+    for i in rows:
+        def loss_i(th):
+            return per_sample_logistic_loss(th, X[i:i + 1], yi[i:i + 1], K, est.fit_intercept)[0]
+        c = 1.0 / n
+        step = np.linalg.pinv(H - c * hessian(loss_i)(theta), rcond=1e-12,
+                              hermitian=True) @ (c * grad(loss_i)(theta))
+        steps.append(step)
+        out.append(per_sample_logistic_loss(theta + step, X_test, yti, K, est.fit_intercept)
+                   - base)
+    return np.array(steps), np.column_stack(out)
+
+
+CASES = {
+    "binary, direct (leverages)": ("cancer", {}, False),
+    "binary, sparse rows": ("cancer", {}, True),
+    "binary, conjugate gradients": ("cancer", {"influence_solver": "cg"}, False),
+    "multinomial, direct": ("wine", {}, False),
+    "multinomial, conjugate gradients": ("wine", {"influence_solver": "cg"}, False),
+}
+
+
+@pytest.mark.parametrize("keep_steps", [True, False], ids=["steps kept", "coefficients only"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_repeated_newton_questions_match_the_oracle(request, monkeypatch, case, keep_steps):
+    data, params, sparse = CASES[case]
+    X, y, Xt, yt = request.getfixturevalue(data)
+    X, y = X[:90], y[:90]
+    if not keep_steps:
+        monkeypatch.setattr(_newton, "STEPS_CACHE_ELEMENTS", 0)
+    clf = InfluenceLogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12,
+                                      max_iter=1000, **params)
+    clf.fit(sp.csr_matrix(X) if sparse else X, y)
+    steps, oracle = _oracle_newton(clf, X, y, Xt[:40], yt[:40], ROWS)
+    tol = dict(rtol=1e-7, atol=1e-9 * np.abs(oracle).max())
+    Xq = sp.csr_matrix(Xt) if sparse else Xt
+    # cold; again with the same rows; then few rows (the test side is cheaper) and many
+    for t in (slice(0, 40), slice(0, 40), slice(0, 2), slice(0, 40)):
+        got = clf.influence_on_loss(Xq[t], yt[t], kind="newton")
+        np.testing.assert_allclose(got[:, ROWS], oracle[t], **tol)
+    state = clf._state()
+    kept = state.__dict__["_newton"]
+    assert "coef" in kept and (keep_steps or "steps" not in kept)
+    # the parameters' steps, from what was kept, are the oracle's too
+    np.testing.assert_allclose(clf.influence_on_params(kind="newton")[ROWS], steps,
+                               rtol=1e-7, atol=1e-9 * np.abs(steps).max())
+
+
+def test_newton_predictions_and_functions_reuse_the_fit(wine, monkeypatch):
+    """influence_on_prediction / influence_on_function with kind="newton", asked twice
+    (the second by the test side, from kept coefficients), against the oracle's steps."""
+    monkeypatch.setattr(_newton, "STEPS_CACHE_ELEMENTS", 0)
+    X, y, Xt, yt = wine
+    X, y = X[:90], y[:90]
+    clf = InfluenceLogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12,
+                                      max_iter=1000).fit(X, y)
+    K, n = 3, len(y)
+    yi = np.searchsorted(clf.classes_, y)
+    theta = theta_of(clf)
+    H = hessian(risk)(theta, X, yi, np.ones(n), K, clf.C, True)
+    W0, b0 = clf.coef_, clf.intercept_
+    for i in ROWS:
+        def loss_i(th):
+            return per_sample_logistic_loss(th, X[i:i + 1], yi[i:i + 1], K, True)[0]
+        step = np.linalg.pinv(H - hessian(loss_i)(theta) / n, rcond=1e-12, hermitian=True) \
+            @ (grad(loss_i)(theta) / n)
+        W, b = W0 + step[:K * 13].reshape(K, 13), b0 + step[K * 13:]
+        dF = Xt[:3] @ (W - W0).T + (b - b0)
+        for _ in range(2):
+            got = clf.influence_on_prediction(Xt[:3], kind="newton",
+                                              response_method="decision_function")
+            np.testing.assert_allclose(got[:, i, :], dF, rtol=1e-7, atol=1e-10)
+            fn = clf.influence_on_function(lambda F: anp.sum(F[..., 1], axis=-1), Xt[:3],
+                                           kind="newton")
+            np.testing.assert_allclose(fn[i], dF[:, 1].sum(), rtol=1e-7, atol=1e-10)
+
+
+def test_newton_with_a_penalty_share_cold_and_warm(monkeypatch):
+    """A GLM's penalty share adds ``c_i u`` to every step and the test side adds it to
+    every output. The losses after the steps of ``influence_on_params(kind="newton")``
+    (checked against statsmodels and refits in test_glm.py) are evaluated here with
+    the deviance written out; every route must give them."""
+    monkeypatch.setattr(_newton, "STEPS_CACHE_ELEMENTS", 0)
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    counts = np.round(np.exp(y / 100.0))
+    X, y, Xt, yt = X[:200], counts[:200], X[200:230], counts[200:230]
+    glm = InfluencePoissonRegressor(alpha=0.05, max_iter=1000, tol=1e-12).fit(X, y)
+    assert glm._state().share is not None
+    steps = glm.influence_on_params(kind="newton")  # cold: the steps from H^-1's columns
+    f0 = Xt @ glm.coef_ + glm.intercept_
+    f = f0[:, None] + Xt @ steps[:, :-1].T + steps[:, -1]
+    want = (unit_deviance(yt[:, None], np.exp(f), 1)
+            - unit_deviance(yt, np.exp(f0), 1)[:, None]) / 2
+    tol = dict(rtol=1e-9, atol=1e-12 * np.abs(want).max())
+    for _ in range(2):  # the test side (leverages kept), then again
+        np.testing.assert_allclose(glm.influence_on_loss(Xt, yt, kind="newton"), want, **tol)
+    # the steps again, now from the kept coefficients
+    np.testing.assert_allclose(glm.influence_on_params(kind="newton"), steps, rtol=1e-9,
+                               atol=1e-12 * np.abs(steps).max())
+
+
+def _encoded(loss, rng, m, K):
+    if isinstance(loss, (SoftmaxLoss,)):
+        return np.eye(K)[rng.integers(0, K, m)]
+    if isinstance(loss, LogLoss):  # labels, not a column
+        return rng.integers(0, 2, m).astype(float)
+    if isinstance(loss, OneVsRestLogLoss):
+        return rng.integers(0, 2, (m, K)).astype(float)
+    if isinstance(loss, SmoothHinge):
+        return rng.choice([-1.0, 1.0], (m, K))
+    if isinstance(loss, HalfTweedieDeviance):
+        return rng.poisson(2.0, (m, K)) + (1.0 if isinstance(loss, HalfGammaDeviance) else 0.0)
+    return rng.standard_normal((m, K))
+
+
+@pytest.mark.parametrize("loss", [LogLoss(), OneVsRestLogLoss(), SoftmaxLoss(), SmoothHinge(0.1),
+                                  SquaredLoss(), HalfPoissonDeviance(), HalfGammaDeviance(),
+                                  HalfTweedieDeviance(power=1.5)], ids=repr)
+def test_value_change_is_the_difference_of_values(loss):
+    rng = np.random.default_rng(0)
+    m, c = 4, 6
+    K = 1 if isinstance(loss, (LogLoss, HalfTweedieDeviance)) else 3
+    Y, F0 = _encoded(loss, rng, m, K), rng.standard_normal((m, K))
+    dF = rng.standard_normal((K, m, c))
+    got = loss.value_change(Y, F0, dF)
+    def value(t, F):
+        return np.asarray(loss.value(Y[t:t + 1], F[None]))[0]
+
+    want = np.array([[value(t, F0[t] + dF[:, t, j]) - value(t, F0[t]) for j in range(c)]
+                     for t in range(m)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_softmax_value_change_is_finite_far_from_the_fit():
+    """Outputs of +-800 overflow a plain exp; the change stays finite and exact."""
+    loss = SoftmaxLoss()
+    Y = np.eye(3)[[0, 2]]
+    F0 = np.array([[0.0, 1.0, -1.0], [700.0, -700.0, 0.0]])
+    dF = np.zeros((3, 2, 2))
+    dF[0, :, 0], dF[1, :, 1] = 800.0, -800.0
+    got = loss.value_change(Y, F0, dF)
+    assert np.isfinite(got).all()
+    # by hand: logsumexp(F0 + dF) - logsumexp(F0) - dF_y
+    lse = np.logaddexp.reduce
+    for t in range(2):
+        for j in range(2):
+            want = lse(F0[t] + dF[:, t, j]) - lse(F0[t]) - dF[Y[t].argmax(), t, j]
+            np.testing.assert_allclose(got[t, j], want, rtol=1e-12, atol=1e-9)
