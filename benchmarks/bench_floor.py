@@ -339,6 +339,19 @@ def main():
                  if name == "tiny" else "")
         print(f"{name:5s} {q:38s} {oc:8.4f} {fc:8.4f} {oc / fc:6.2f} {ow:8.4f} {fw:8.4f} "
               f"{ow / fw:6.2f} {err:8.1e}{extra}")
+    # kind="newton" against the first-order kind, from the same runs (ours)
+    times = {(name, q): (oc, ow) for name, q, oc, fc, ow, fw, err in rows}
+    pairs = [("influence_on_loss newton (100 test)", "influence_on_loss (100 test)"),
+             ("influence_on_params newton", "influence_on_params")]
+    lines = []
+    for name in dict.fromkeys(r[0] for r in rows):
+        for newton, first in pairs:
+            if (name, newton) in times:
+                (nc, nw), (c1, w1) = times[name, newton], times[name, first]
+                lines.append(f"{name:5s} {newton:38s} {nc / c1:6.2f} {nw / w1:6.2f}")
+    if lines:
+        print("kind='newton' / first-order kind (skinfluence's times):  cold   warm")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -793,7 +793,11 @@ class InfluenceMixin:
         curvature out of H (the leverage correction, ``theta_-i ~= theta_hat +
         (s_i/n) (H - (s_i/n) hess l_i)^{-1} grad l_i``, a rank-K update per point,
         never a per-point factorisation), and the test loss evaluated at
-        ``theta_-i`` instead of linearised. Exact for a quadratic loss.
+        ``theta_-i`` instead of linearised. Exact for a quadratic loss. The first
+        ``"newton"`` question of a fit computes every row's K-vector Newton
+        coefficient and keeps it (n x K floats); later ones -- other test rows,
+        ``influence_on_prediction``, ``loo_*`` -- cost about what the first-order
+        kind costs.
 
         Parameters
         ----------

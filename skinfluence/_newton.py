@@ -264,13 +264,23 @@ def output_changes(state, Phi_t, per_row=0):
     if state.share is not None:  # c_i (e_k (x) phi~_t)^T u
         shared = (Phi_t @ state.share_solved.reshape(K, D).T).T  # (K, m)
     for rows in row_chunks(n, 2 * K * m + per_row + D):
-        Phi_r = dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
-        dF = (T[0] @ Phi_r.T).reshape(K, m, -1)
+        Phi_r = state.Phi[rows]
+        dF = _times_rows(T[0], Phi_r, state).reshape(K, m, -1)
         dF *= coef[rows, 0]
         for l in range(1, K):  # a loop over outputs
-            part = (T[l] @ Phi_r.T).reshape(K, m, -1)
+            part = _times_rows(T[l], Phi_r, state).reshape(K, m, -1)
             part *= coef[rows, l]
             dF += part
         if shared is not None:
             dF += shared[:, :, None] * (state.s[rows] / state.n)
         yield rows, dF
+
+
+def _times_rows(A, Phi, state):
+    """``A @ [phi, 1]^T`` for rows ``Phi`` (``A`` of shape (r, D)), without copying
+    the rows into ``[phi, 1]``."""
+    d = state.d
+    out = np.asarray((Phi @ A[:, :d].T).T) if sp.issparse(Phi) else A[:, :d] @ Phi.T
+    if state.intercept:
+        out += A[:, d:]
+    return out

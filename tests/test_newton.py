@@ -191,3 +191,23 @@ def test_softmax_value_change_is_finite_far_from_the_fit():
         for j in range(2):
             want = lse(F0[t] + dF[:, t, j]) - lse(F0[t]) - dF[Y[t].argmax(), t, j]
             np.testing.assert_allclose(got[t, j], want, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("loss", [LogLoss(), SmoothHinge(0.1)], ids=repr)
+def test_binary_value_change_is_exact_far_from_the_fit(loss):
+    """Outputs of +-800 (exp overflows): the change is finite and matches logaddexp."""
+    F0 = np.array([[-800.0], [0.5], [800.0]])
+    dF = np.array([[[1600.0, -3.0], [0.0, 900.0], [-1600.0, 2.0]]])
+    if isinstance(loss, LogLoss):
+        Y = np.array([1.0, 0.0, 1.0])
+        def value(y, f):
+            return np.logaddexp(0.0, f) - y * f
+    else:
+        Y = np.array([[1.0], [-1.0], [1.0]])
+        def value(y, f):
+            return 0.1 * np.logaddexp(0.0, (1.0 - y * f) / 0.1)
+    y = Y.reshape(3, 1)
+    want = value(y, F0 + dF[0]) - value(y, F0)
+    got = loss.value_change(Y, F0, dF)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
