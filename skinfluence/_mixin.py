@@ -268,6 +268,20 @@ def check_outputs(F, loss=None):
     return F
 
 
+def _check_newton_finite(out, flat, what="training rows"):
+    """Refuse Newton answers that overflowed (NaN is only for leverage-1 rows)."""
+    bad = ~np.isfinite(out)
+    bad[..., flat] = False
+    if bad.any():
+        cols = np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(axis=0))
+        raise ValueError(
+            f"kind='newton' moves the model's outputs out of float64's range (or out of "
+            f"the loss's domain) for {cols.size} {what} (positions {cols[:5].tolist()}...): "
+            "one Newton step is not a usable estimate there. Use kind='remove', or "
+            "rescale the features."
+        )
+
+
 def check_answer_size(shape, what):
     """Refuse, before any work, an answer of float64 ``shape`` that cannot fit in memory."""
     need = 8 * int(np.prod(shape, dtype=np.float64))
@@ -833,15 +847,16 @@ class InfluenceMixin:
             m, K = X_test.shape[0], state.K
             out = np.empty((m, state.n))
             Phi_t = self._test_features(state, X_test)
-            F0 = Phi_t @ state.Theta.T
             loss = state.model.loss
+            F0 = check_outputs(Phi_t @ state.Theta.T, loss)
             # per training row: its outputs' changes at the test rows and the loss's
             # temporaries -- bounded like the first-order kind
-            for rows, dF in _newton.output_changes(state, Phi_t, 3 * m * K):
-                out[:, rows] = loss.value_change(Y_test, F0, dF)
-            # an unidentified row is NaN on every test row: the first one tells
-            _warn_unidentified(np.isnan(out[0]) if m else np.zeros(state.n, bool),
-                               "training rows have")
+            with np.errstate(over="ignore", invalid="ignore"):
+                for rows, dF in _newton.output_changes(state, Phi_t, 3 * m * K):
+                    out[:, rows] = loss.value_change(Y_test, F0, dF)
+            flat = _newton.unidentified(state)
+            _check_newton_finite(out, flat)
+            _warn_unidentified(flat, "training rows have")
             return out
         Gt = self._gradients(state, X_test, Y_test)
         S = state.solve_many(Gt.T)
@@ -1231,9 +1246,9 @@ class InfluenceMixin:
             return np.column_stack([full[:, g].sum(axis=1) for g in groups])
         X_test, Y_test = self._validate_test(X_test, y_test)
         Phi_test = self._test_features(state, X_test)
-        F0 = Phi_test @ state.Theta.T
+        F0 = check_outputs(Phi_test @ state.Theta.T, state.model.loss)
         K = state.K
-        out = []
+        out, flat = [], []
         for g in groups:  # a loop over groups; each group is one block solve
             Phi_t = dense_augmented(state.Phi[g], state.intercept)
             U = _output_blocks(Phi_t, K)  # (P, |G| K)
@@ -1249,16 +1264,20 @@ class InfluenceMixin:
                 u = state.share_solved
                 rhs = rhs + c.sum() * (Cmat @ (U.T @ u))
             lhs = np.eye(len(rhs)) - Cmat @ M
-            if np.linalg.svd(lhs, compute_uv=False).min() < LEVERAGE_ONE_TOL:
+            flat.append(np.linalg.svd(lhs, compute_uv=False).min() < LEVERAGE_ONE_TOL)
+            if flat[-1]:
                 step = np.full(S.shape[0], np.nan)  # the rest leaves the model unidentified
             else:
                 step = S @ np.linalg.solve(lhs, rhs)
                 if state.share is not None:
                     step += c.sum() * u
             dF = _newton.step_output_changes(Phi_test, step[None, :], K, state.D)
-            out.append(state.model.loss.value_change(Y_test, F0, dF)[:, 0])
+            with np.errstate(over="ignore", invalid="ignore"):
+                out.append(state.model.loss.value_change(Y_test, F0, dF)[:, 0])
         out = np.column_stack(out)
-        _warn_unidentified(np.isnan(out).all(axis=0), "groups have")
+        flat = np.array(flat)
+        _check_newton_finite(out, flat, "groups")
+        _warn_unidentified(flat, "groups have")
         return out
 
     def loss_gradients(self, X, y):

@@ -224,6 +224,11 @@ def coefficients(state):
     return cache["coef"]
 
 
+def unidentified(state):
+    """Training rows of leverage 1 (no Newton step without them): a mask."""
+    return np.isnan(coefficients(state)).any(axis=1)
+
+
 def step_output_changes(Phi_t, steps, K, D):
     """``dF[k, t, j]``: change of output ``k`` at test row ``Phi_t[t]`` after step
     ``j`` (shape ``(K, m, len(steps))``; one batched GEMM over the steps' view)."""

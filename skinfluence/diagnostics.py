@@ -58,4 +58,7 @@ def cooks_distance(est):
         if state.op.N is not None and not direct:
             HS -= state.op.null_scale * (steps @ state.op.N) @ state.op.N.T
         out[rows] = np.einsum("cp,cp->c", HS, steps)
+    from ._mixin import _warn_unidentified
+
+    _warn_unidentified(_newton.unidentified(state), "training rows have")
     return out * state.n / (state.P * phi)

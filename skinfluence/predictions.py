@@ -127,9 +127,11 @@ def influence_on_prediction(est, X_test, *, kind="upweight", response_method="au
     check_answer_size((m, state.n, C), "influence_on_prediction")
     if kind == "newton":
         out = np.empty((m, state.n, C))
-        for rows, dF in _newton.output_changes(state, Phi_t, 4 * m * max(K, C)):
-            F = (F0.T[:, :, None] + dF).transpose(1, 2, 0).reshape(-1, K)
-            out[:, rows, :] = np.asarray(r(F)).reshape(m, -1, C) - R0[:, None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            for rows, dF in _newton.output_changes(state, Phi_t, 4 * m * max(K, C)):
+                F = (F0.T[:, :, None] + dF).transpose(1, 2, 0).reshape(-1, K)
+                out[:, rows, :] = np.asarray(r(F)).reshape(m, -1, C) - R0[:, None, :]
+        _newton_done(state, out.transpose(0, 2, 1))
     else:
         # J_(t,c) = sum_k dr_c/df_k (e_k (x) phi~_t): one solve per test row and response
         Dr = _response_jacobian(r, F0, C)
@@ -137,6 +139,15 @@ def influence_on_prediction(est, X_test, *, kind="upweight", response_method="au
         S = state.solve_many(J)
         out = est._train_dot(state, S, kind).reshape(m, C, state.n).transpose(0, 2, 1)
     return out[:, :, 0] if squeeze else out
+
+
+def _newton_done(state, out):
+    """Refuse overflowed Newton answers; warn about rows of leverage 1 (NaN)."""
+    from ._mixin import _check_newton_finite, _warn_unidentified
+
+    flat = _newton.unidentified(state)
+    _check_newton_finite(out, flat)
+    _warn_unidentified(flat, "training rows have")
 
 
 def influence_on_function(est, fn, X_test, *, kind="upweight"):
@@ -164,6 +175,7 @@ def influence_on_function(est, fn, X_test, *, kind="upweight"):
                     "reductions over the last two axes (e.g. anp.mean(F[..., 0], axis=-1))."
                 )
             out[rows] = batch - value
+        _newton_done(state, out)
         return out
     dfn = np.asarray(grad(fn)(F0))  # (m, K)
     S = state.solve_many(np.einsum("tk,td->kd", dfn, Phi_t).reshape(K * D, 1))

@@ -211,3 +211,82 @@ def test_binary_value_change_is_exact_far_from_the_fit(loss):
     got = loss.value_change(Y, F0, dF)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+def test_value_change_keeps_its_precision_on_confidently_right_rows():
+    """A row predicted right with outputs of 50-60 changes its loss by about 1e-24: the
+    change must keep its relative precision (not the outputs' rounding, 1e-15), checked
+    against 80-digit decimal arithmetic."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 80
+
+    def lse(values):
+        return sum(v.exp() for v in values).ln()
+
+    rng = np.random.default_rng(0)
+    m, c, K = 4, 5, 3
+    F0 = rng.standard_normal((m, K))
+    F0[:2, 0] += 55.0
+    y = np.array([0, 0, 1, 2])
+    dF = 0.5 * rng.standard_normal((K, m, c))
+    dF[:, :, 0] = 0.0  # no step: exactly no change
+    for loss, Y, outputs in [(SoftmaxLoss(), np.eye(K)[y], K), (LogLoss(), (y == 0) * 1.0, 1)]:
+        F, D = F0[:, :outputs], dF[:outputs]
+        if outputs == 1:  # binary: the confident rows are positive
+            F = np.where(y[:, None] == 0, F0[:, :1], -F0[:, :1])
+        got = loss.value_change(Y, F, D)
+        for t in range(m):
+            for j in range(c):
+                f0 = [Decimal(float(v)) for v in F[t]]
+                f1 = [a + Decimal(float(b)) for a, b in zip(f0, D[:, t, j])]
+                if outputs == 1:  # log(1 + e^f) - y f
+                    f0, f1 = [Decimal(0), f0[0]], [Decimal(0), f1[0]]
+                yk = [Decimal(float(v)) for v in np.atleast_1d(Y[t])]
+                if outputs == 1:
+                    yk = [1 - yk[0], yk[0]]
+                want = (lse(f1) - sum(a * b for a, b in zip(yk, f1))) \
+                    - (lse(f0) - sum(a * b for a, b in zip(yk, f0)))
+                np.testing.assert_allclose(got[t, j], float(want), rtol=1e-11, atol=0)
+
+
+def test_newton_refuses_test_rows_whose_outputs_overflow():
+    """A GLM test row whose mean overflows: the clear error of kind="remove", not a
+    row of NaN with a false leverage-1 warning."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0]))
+    glm = InfluencePoissonRegressor(alpha=0.1, tol=1e-12, max_iter=1000).fit(X, y)
+    Xt = rng.standard_normal((3, 3))
+    Xt[1, 0] = 2000.0
+    yt = np.array([1, 2, 0])
+    with pytest.raises(ValueError, match="overflow"):
+        glm.influence_on_loss(Xt, yt, kind="remove")
+    with pytest.raises(ValueError, match="overflow"):
+        glm.influence_on_loss(Xt, yt, kind="newton")
+    with pytest.raises(ValueError, match="overflow"):
+        glm.group_influence_on_loss(Xt, yt, [[0, 1]], kind="newton")
+
+
+def test_every_newton_answer_names_rows_of_leverage_one():
+    """A feature non-zero on one row only, unpenalised: that row has no Newton step.
+    Every kind="newton" answer is NaN there only, and says so."""
+    from skinfluence import InfluenceRidge
+
+    rng = np.random.default_rng(7)
+    X = np.hstack([rng.standard_normal((40, 3)), np.zeros((40, 1))])
+    X[5, 3] = 1.3
+    y = X[:, :3] @ [1.0, -2.0, 0.5] + rng.standard_normal(40)
+    Xt = rng.standard_normal((6, 4))
+    reg = InfluenceRidge(alpha=0.0).fit(X, y)
+    answers = {
+        "prediction": lambda: reg.influence_on_prediction(Xt, kind="newton").T,
+        "function": lambda: reg.influence_on_function(
+            lambda F: anp.sum(F[..., 0], axis=-1), Xt, kind="newton"),
+        "cooks": reg.cooks_distance,
+        "loss": lambda: reg.influence_on_loss(Xt, rng.standard_normal(6), kind="newton").T,
+    }
+    for name, answer in answers.items():
+        with pytest.warns(RuntimeWarning, match="leverage 1"):
+            out = np.asarray(answer())
+        assert np.isnan(out[5]).all() and np.isfinite(np.delete(out, 5, axis=0)).all(), name
