@@ -478,9 +478,11 @@ class _InfluenceState(ParameterLayout):
             self._inverse_theta = -(Hinv if self.perm_is_identity else Hinv[:, self.perm])
         return self._inverse_theta
 
-    def solve_output_blocks(self, Phi_t):
+    def solve_output_blocks(self, Phi_t, rows_first=False):
         """``H^{-1} (e_k (x) phi~_i)`` for every row ``i`` of ``Phi_t`` and output
-        ``k``: shape ``(K, D, K, rows)`` (the solution's layout, then ``k, i``).
+        ``k``: shape ``(K, D, K, rows)`` (the solution's layout, then ``k, i``), or
+        ``(rows, K, D, K)`` with ``rows_first`` (each row's ``P x K`` block
+        contiguous, for batched products per row).
 
         With a factored H these are columns of ``H^{-1}`` times the rows: one GEMM
         of ``P K x D x rows`` (``rows P^2`` flops), not solves over ``rows K``
@@ -489,9 +491,13 @@ class _InfluenceState(ParameterLayout):
         K, D = self.K, self.D
         rows = Phi_t.shape[0]
         if isinstance(self.solver, DirectSolver):
-            Hinv = self.solver.inverse()
-            return (Hinv.reshape(K * D * K, D) @ Phi_t.T).reshape(K, D, K, rows)
+            Hinv = self.solver.inverse().reshape(K * D * K, D)
+            if rows_first:
+                return (Phi_t @ Hinv.T).reshape(rows, K, D, K)
+            return (Hinv @ Phi_t.T).reshape(K, D, K, rows)
         S = self.solve_many(_output_blocks(Phi_t, K)).reshape(K, D, rows, K)
+        if rows_first:
+            return np.ascontiguousarray(S.transpose(2, 0, 1, 3))
         return S.transpose(0, 1, 3, 2)
 
     def solve_many(self, B):

@@ -138,8 +138,9 @@ def _fresh(state, rows):
     Phi_t = dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
     c_rows = Phi_t.shape[0]
     # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
-    S = state.solve_output_blocks(Phi_t)  # (K, D, K, c)
-    M = np.einsum("id,kdli->ikl", Phi_t, S)  # (c, K, K): phi~^T (H^-1)_{kl} phi~
+    S = state.solve_output_blocks(Phi_t, rows_first=True)  # (c, K, D, K)
+    # (c, K, K): phi~^T (H^-1)_{kl} phi~, batched per row (an einsum was 5x slower)
+    M = np.matmul(Phi_t[:, None, None, :], S).reshape(c_rows, K, K)
     c = (state.s[rows] / state.n)[:, None, None]
     A = state.op.A[rows]
     lhs = np.eye(K)[None] - c * np.matmul(A, M)
@@ -157,7 +158,7 @@ def _fresh(state, rows):
         rhs = rhs + c[:, :, 0] * np.einsum("ikl,il->ik", A, v)
     coef = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
     coef[flat] = np.nan
-    steps = np.einsum("kdli,il->ikd", S, coef).reshape(c_rows, K * D)
+    steps = np.matmul(S.reshape(c_rows, K * D, K), coef[:, :, None])[:, :, 0]
     if state.share is not None:
         steps += c[:, :, 0] * u[None, :]
     return coef, steps

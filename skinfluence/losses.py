@@ -129,10 +129,16 @@ class LogLoss(Loss):
         return anp.logaddexp(0.0, f) - Y * f
 
     def value_change(self, Y, F0, dF):
-        # log(1 + e^f) - y f = y softplus(-f) + (1 - y) softplus(f): each term a
-        # difference of two accurate softplus values, so a confidently right row's
-        # tiny change is not lost to cancellation against f
+        # log(1 + e^f) - y f = y softplus(-f) + (1 - y) softplus(f): differences of
+        # accurate softplus values, so that a confidently right row's tiny change is
+        # not lost to cancellation against f; with labels in {0, 1}, one softplus
+        # of (1 - 2y) f per entry
         y, f0, d = np.asarray(Y, dtype=float)[:, None], F0[:, :1], dF[0]
+        if np.all((y == 0) | (y == 1)):
+            sign = 1.0 - 2.0 * y
+            out = _softplus(sign * (f0 + d))
+            out -= _softplus(sign * f0)
+            return out
         f1 = f0 + d
         out = _softplus(f1)
         out -= _softplus(f0)
