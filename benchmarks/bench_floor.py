@@ -157,11 +157,11 @@ class Floor:
         if hasattr(self, "_steps"):
             return self._steps
         n, K, D, c = self.n, self.K, self.D, 1.0 / self.n
-        S = (self.Hinv.reshape(K * D * K, D) @ self.Xt.T).reshape(K, D, K, n)
-        M = np.einsum("id,kdli->ikl", self.Xt, S)
+        S = (self.Xt @ self.Hinv.reshape(K * D * K, D).T).reshape(n, K, D, K)
+        M = np.matmul(self.Xt[:, None, None, :], S).reshape(n, K, K)
         lhs = np.eye(K)[None] - c * np.matmul(self.A, M)
         self._coef = np.linalg.solve(lhs, self.G[:, :, None])[:, :, 0] * c
-        steps = np.einsum("kdli,il->ikd", S, self._coef).reshape(n, K * D)
+        steps = np.matmul(S.reshape(n, K * D, K), self._coef[:, :, None])[:, :, 0]
         if steps.size <= 2**22:  # kept when small, as skinfluence keeps them
             self._steps = steps
         return steps

@@ -116,16 +116,17 @@ def one_output(state):
     return cache["coef"][:, 0], state.s / state.n, cache["q"]
 
 
-def _fresh(state, rows):
+def _fresh(state, rows, out=None):
     """``(coef, steps)`` of ``rows`` from nothing: the leverage blocks and the steps
-    from one product of ``H^{-1}``'s columns with the rows (``rows P^2`` flops)."""
+    from one product of ``H^{-1}``'s columns with the rows (``rows P^2`` flops);
+    the steps written into ``out`` when given."""
     K, D = state.K, state.D
     if K == 1 and state.share is None and isinstance(state.solver, DirectSolver) \
             and not sp.issparse(state.Phi):
         # Sherman-Morrison in the rows' own layout: T = phi~ H^-1 (H symmetric),
         # the intercept row added by broadcasting: no [phi, 1] copy, no transposes
         Hinv, Phi, d = state.solver.inverse(), state.Phi[rows], state.d
-        T = Phi @ Hinv[:d]
+        T = np.matmul(Phi, Hinv[:d], out=out)
         if state.intercept:
             T += Hinv[d]
         q = np.einsum("id,id->i", Phi, T[:, :d])
@@ -158,7 +159,9 @@ def _fresh(state, rows):
         rhs = rhs + c[:, :, 0] * np.einsum("ikl,il->ik", A, v)
     coef = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0] * c[:, :, 0]  # (c, K)
     coef[flat] = np.nan
-    steps = np.matmul(S.reshape(c_rows, K * D, K), coef[:, :, None])[:, :, 0]
+    steps = np.matmul(S.reshape(c_rows, K * D, K), coef[:, :, None],
+                      out=None if out is None else out.reshape(c_rows, K * D, 1))
+    steps = steps.reshape(c_rows, K * D)
     if state.share is not None:
         steps += c[:, :, 0] * u[None, :]
     return coef, steps
@@ -199,12 +202,12 @@ def iter_steps(state, budget=None, extra=0):
     coef = np.empty((n, state.K)) if known is None else None
     kept = np.empty((n, P)) if n * P <= STEPS_CACHE_ELEMENTS else None
     for rows in row_chunks(n, P * (state.K if known is None else 1) + extra, budget):
-        if known is None:
-            coef[rows], steps = _fresh(state, rows)
+        if known is None:  # computed in place when kept: yielded as a view of them
+            coef[rows], steps = _fresh(state, rows, None if kept is None else kept[rows])
         else:
             steps = _from_coef(state, rows, known[rows])
-        if kept is not None:
-            kept[rows] = steps
+            if kept is not None:
+                kept[rows] = steps
         yield rows, steps
     if known is None:
         cache["coef"] = coef
