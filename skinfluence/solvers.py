@@ -199,6 +199,11 @@ class LiSSA(_SolverConfig):
     Lanczos estimate of the largest eigenvalue is refused; a series that grows
     raises instead of returning garbage.
 
+    **Noise.** Mini-batch products make the estimate random. With ``repeats >= 2``
+    the runs' spread measures it: the standard error of their average, relative
+    to its norm, is kept per right-hand side (the built solver's ``noise``) and a
+    ConvergenceWarning names it when it exceeds ``tol``.
+
     **When to use it.** Conjugate gradients (``"cg"``) are exact, need no
     spectrum estimates and are at least as fast with full batches. LiSSA is for
     problems whose Hessian-vector products over all rows are too expensive,
@@ -236,7 +241,10 @@ class LiSSA(_SolverConfig):
         ``"auto"``: Chebyshev for full batches, none for mini-batches.
     repeats : int, default=1
         Independent mini-batch runs averaged (full batches are deterministic: one
-        run).
+        run). With two or more, their spread gives the standard error of the
+        average; above ``tol`` of its norm it warns (ConvergenceWarning). One run
+        cannot measure its own noise: a mini-batch estimate that completed its
+        depth can still be off by its noise.
     batch_size : int or None, default=None
         Rows per mini-batch Hessian; ``None`` means all rows (deterministic,
         exact up to the truncation).
@@ -734,26 +742,34 @@ class LissaSolver:
             except ImportError as exc:  # pragma: no cover - optional extra
                 raise ImportError("LiSSA(progress=True) needs tqdm: pip install tqdm") from exc
         total = np.zeros_like(B2)
+        squares = np.zeros_like(B2) if cfg.repeats > 1 else None
+        unfinished = 0
         self.steps = []
         self.diverged = False
+        self.noise = None
         full = self.batch_size == self.op.n
         for _ in range(1 if full else cfg.repeats):  # full batches: identical runs
             it = tqdm(steps, desc="LiSSA", leave=False) if cfg.progress else steps
             run = self._chebyshev if self.acceleration else self._neumann
             X, active, done = run(B2, it, rng)
             self.steps.append(done)
-            if active.size and cfg.depth is None and self.need > self.depth:
-                warnings.warn(
-                    f"LiSSA stopped after {self.depth} steps (max_depth={cfg.max_depth}) "
-                    f"with {active.size} right-hand side(s) not yet within tol={cfg.tol:g} "
-                    f"(the spectrum estimates ask for about {self.need:.0f} steps). Raise "
-                    "max_depth, or use influence_solver='cg' (exact, fewer products) or "
-                    "'direct'.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
+            unfinished = max(unfinished, active.size)
             total += X
+            if squares is not None and not full:
+                squares += X * X
+        if unfinished and cfg.depth is None and self.need > self.depth:  # once, not per run
+            warnings.warn(
+                f"LiSSA stopped after {self.depth} steps (max_depth={cfg.max_depth}) "
+                f"with {unfinished} right-hand side(s) not yet within tol={cfg.tol:g} "
+                f"(the spectrum estimates ask for about {self.need:.0f} steps). Raise "
+                "max_depth, or use influence_solver='cg' (exact, fewer products) or "
+                "'direct'.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         X = total / len(self.steps)
+        if squares is not None and not full and np.all(np.isfinite(X)):
+            self._check_noise(X, squares, len(self.steps))
         if not np.all(np.isfinite(X)) or self.diverged:
             raise ValueError(
                 f"LiSSA diverged: scale={self.scale:.3g} is below the largest eigenvalue of "
@@ -762,6 +778,23 @@ class LissaSolver:
                 + ". Leave scale=None, or use a larger batch_size or "
                 "influence_solver='cg'.")
         return X[:, 0] if vec else X
+
+    def _check_noise(self, X, squares, runs):
+        """The mini-batch runs' spread as the standard error of their mean, relative
+        to its norm, per right-hand side (``self.noise``); above ``tol`` it warns."""
+        var = np.maximum(squares / runs - X * X, 0.0) * runs / (runs - 1)
+        norm = np.linalg.norm(X, axis=0)
+        se = np.sqrt(var.sum(axis=0) / runs)
+        self.noise = np.divide(se, norm, out=np.zeros_like(se), where=norm > 0)
+        worst = float(self.noise.max(initial=0.0))
+        if worst > self.config.tol:
+            warnings.warn(
+                f"LiSSA's mini-batch estimate is noisy: across {runs} runs its standard "
+                f"error is up to {worst:.2g} of its norm (tol={self.config.tol:g}). Raise "
+                "repeats or batch_size, or use influence_solver='cg' (exact).",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     def _neumann(self, B, steps, rng):
         """``v_j = M^{-1} b + (I - M^{-1} H_j / scale) v_{j-1}``; returns ``v / scale``."""

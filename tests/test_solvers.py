@@ -560,3 +560,32 @@ def test_sparse_products_on_threads_equal_the_dense_products(monkeypatch, K):
     rows = rng.choice(n, 500, replace=False)
     np.testing.assert_allclose(sparse.matvec(V, rows), dense.matvec(V, rows), rtol=1e-12,
                                atol=1e-14)
+
+
+def test_lissa_measures_its_mini_batch_noise_across_repeats(cancer):
+    """With repeats >= 2 the runs' spread is the standard error of their average: it
+    predicts the actual error against the direct solve (within 2x) and warns above
+    tol, once; one run, or full batches, measure nothing and say nothing of it."""
+    X, y, _, _ = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    state = clf._state()
+    B = state.train_gradients(np.arange(3)).T
+    ref = state.solver.solve(B)
+    clf.set_params(influence_solver=LiSSA(batch_size=128, repeats=4, random_state=0))
+    solver = clf._state().solver
+    with pytest.warns(ConvergenceWarning, match="standard error") as caught:
+        got = solver.solve(B)
+    assert sum("standard error" in str(w.message) for w in caught) == 1
+    err = np.linalg.norm(got - ref, axis=0) / np.linalg.norm(ref, axis=0)
+    assert np.all(solver.noise > err / 2) and np.all(solver.noise < 2 * err)
+    clf.set_params(influence_solver=LiSSA(batch_size=128, random_state=0))
+    one = clf._state().solver
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one.solve(B)
+    assert one.noise is None
+    clf.set_params(influence_solver=LiSSA(batch_size=8, repeats=3, max_depth=200,
+                                          random_state=0))
+    with pytest.warns(ConvergenceWarning) as caught:
+        clf._state().solver.solve(B)
+    assert sum("max_depth=200" in str(w.message) for w in caught) == 1  # not once per run
