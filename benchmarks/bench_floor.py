@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg.blas import dgemm, dsyrk
 from scipy.special import expit, logsumexp, softmax
 from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
@@ -75,7 +76,9 @@ class Floor:
             p = expit(F[:, 0])
             self.G = (p - yi)[:, None]
             self.A = (p * (1 - p))[:, None, None]
-            H = Xt.T @ (Xt * self.A[:, 0, 0][:, None]) / n
+            Z = Xt * np.sqrt(self.A[:, 0, 0] / n)[:, None]
+            H = dsyrk(1.0, Z.T, trans=0)  # scipy's BLAS, as the Cholesky after it
+            H = np.triu(H) + np.triu(H, 1).T
         else:
             Pr = softmax(F, axis=1)
             self.G = Pr - np.eye(K)[yi]
@@ -83,7 +86,9 @@ class Floor:
             H = np.empty((K * D, K * D))
             for k in range(K):
                 for m in range(k, K):
-                    B = Xt.T @ (Xt * self.A[:, k, m][:, None]) / n
+                    # scipy's BLAS, as the Cholesky after it (numpy's and scipy's
+                    # OpenBLAS pools spin against each other when alternated)
+                    B = dgemm(1.0 / n, (Xt * self.A[:, k, m][:, None]).T, Xt.T, trans_b=1)
                     H[k * D:(k + 1) * D, m * D:(m + 1) * D] = B
                     H[m * D:(m + 1) * D, k * D:(k + 1) * D] = B.T
         pen = np.tile(np.r_[np.full(D - 1, 1.0 / (C * n)), 0.0], K)

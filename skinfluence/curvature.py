@@ -21,7 +21,7 @@ import autograd.numpy as anp
 import numpy as np
 import scipy.sparse as sp
 from autograd import elementwise_grad
-from scipy.linalg.blas import dsyrk
+from scipy.linalg.blas import dgemm, dsyrk
 
 from .features import IdentityFeatures
 
@@ -285,7 +285,12 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
             R = np.empty((Pt.shape[0], len(ks), Pt.shape[1]))  # C order: free reshape
             np.multiply(W[:, :, None], Pt[:, None, :], out=R)
             R = R.reshape(Pt.shape[0], -1)
-            part = (Pt.T @ R).reshape(Pt.shape[1], len(ks), Pt.shape[1])
+            # scipy's BLAS, as the factorisation and solves that follow: numpy and
+            # scipy each bring an OpenBLAS pool whose idle threads spin, and
+            # alternating them made this product and the Cholesky 2-8x slower
+            # (W1). (R^T Pt)^T on the C-ordered arrays' Fortran views: no copies.
+            part = dgemm(1.0, R.T, Pt.T, trans_b=1).T.reshape(
+                Pt.shape[1], len(ks), Pt.shape[1])
         acc = part if acc is None else acc + part
     D = acc.shape[0]
     H = np.zeros((K * D, K * D))
