@@ -339,10 +339,11 @@ class DirectSolver:
         # the verdict then does not depend on the units of the features (raw Longley
         # has rcond 1e-20 in its units), and the factor of H is E^-1 L^ (rows scaled).
         e = 1.0 / np.sqrt(diag)
-        He = H * e[:, None] * e[None, :]
+        He = H * e[:, None]
+        He *= e[None, :]
         anorm = np.abs(He).sum(axis=0).max() if He.size else 0.0
-        try:
-            c, self._lower = cho_factor(He, lower=True, check_finite=False)
+        try:  # factored in place: He is ours
+            c, self._lower = cho_factor(He, lower=True, overwrite_a=True, check_finite=False)
         except LinAlgError as exc:
             raise SingularHessianError(
                 "The Hessian is not positive definite, so influence is not defined: "
@@ -356,7 +357,8 @@ class DirectSolver:
                 f"{rcond:.1e} after scaling each parameter to unit curvature): influence "
                 "would be dominated by rounding error. " + singular_hint(H)
             )
-        self._c = np.tril(c) / e[:, None]  # H = (E^-1 L^)(E^-1 L^)^T
+        self._c = np.tril(c)  # H = (E^-1 L^)(E^-1 L^)^T
+        self._c /= e[:, None]
 
     def solve(self, B):
         """``H^{-1} B`` for a vector or a matrix of right-hand sides."""
