@@ -38,11 +38,11 @@ from .curvature import (
     CHUNK_ELEMENTS,
     HessianOperator,
     ParameterLayout,
+    dense_augmented,
     directional_gradients,
     objective_gradient,
     output_derivatives,
     penalty_diagonal,
-    dense_augmented,
     row_chunks,
     sample_gradients,
 )
