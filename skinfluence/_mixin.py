@@ -40,6 +40,7 @@ from .curvature import (
     ParameterLayout,
     dense_augmented,
     directional_gradients,
+    gemm,
     objective_gradient,
     output_derivatives,
     penalty_diagonal,
@@ -493,8 +494,8 @@ class _InfluenceState(ParameterLayout):
         if isinstance(self.solver, DirectSolver):
             Hinv = self.solver.inverse().reshape(K * D * K, D)
             if rows_first:
-                return (Phi_t @ Hinv.T).reshape(rows, K, D, K)
-            return (Hinv @ Phi_t.T).reshape(K, D, K, rows)
+                return gemm(Phi_t, Hinv.T).reshape(rows, K, D, K)
+            return gemm(Hinv, Phi_t.T).reshape(K, D, K, rows)
         S = self.solve_many(_output_blocks(Phi_t, K)).reshape(K, D, rows, K)
         if rows_first:
             return np.ascontiguousarray(S.transpose(2, 0, 1, 3))
@@ -997,7 +998,7 @@ class InfluenceMixin:
         for rows in row_chunks(state.n, state.P):
             Gi = state.train_gradients(rows)
             if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
-                np.matmul(Gi, state.inverse_theta_columns(), out=out[rows])
+                out[rows] = gemm(Gi, state.inverse_theta_columns())
             else:
                 S = state.solve_many(Gi.T).T
                 state.to_theta(S, out[rows])

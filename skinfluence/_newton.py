@@ -23,7 +23,7 @@ n x P steps are kept as well when they are small (``STEPS_CACHE_ELEMENTS``).
 import numpy as np
 import scipy.sparse as sp
 
-from .curvature import CHUNK_ELEMENTS, dense_augmented, row_chunks
+from .curvature import CHUNK_ELEMENTS, dense_augmented, gemm, row_chunks
 from .solvers import DirectSolver
 
 #: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
@@ -126,7 +126,10 @@ def _fresh(state, rows, out=None):
         # Sherman-Morrison in the rows' own layout: T = phi~ H^-1 (H symmetric),
         # the intercept row added by broadcasting: no [phi, 1] copy, no transposes
         Hinv, Phi, d = state.solver.inverse(), state.Phi[rows], state.d
-        T = np.matmul(Phi, Hinv[:d], out=out)
+        T = gemm(np.asarray(Phi), Hinv[:d])
+        if out is not None:
+            out[...] = T
+            T = out
         if state.intercept:
             T += Hinv[d]
         q = np.einsum("id,id->i", Phi, T[:, :d])
@@ -175,7 +178,7 @@ def _from_coef(state, rows, coef):
     flat = np.isnan(coef).any(axis=1)
     W = (np.where(flat[:, None], 0.0, coef)[:, :, None] * Phi_t[:, None, :]).reshape(-1, K * D)
     if isinstance(state.solver, DirectSolver):
-        steps = W @ state.solver.inverse()  # H^-1 symmetric
+        steps = gemm(W, state.solver.inverse())  # H^-1 symmetric
     else:
         steps = state.solve_many(W.T).T
     steps[flat] = np.nan
@@ -235,8 +238,13 @@ def unidentified(state):
 
 def step_output_changes(Phi_t, steps, K, D):
     """``dF[k, t, j]``: change of output ``k`` at test row ``Phi_t[t]`` after step
-    ``j`` (shape ``(K, m, len(steps))``; one batched GEMM over the steps' view)."""
-    return np.matmul(Phi_t, steps.reshape(len(steps), K, D).transpose(1, 2, 0))
+    ``j``, shape ``(K, m, len(steps))``."""
+    c = len(steps)
+    if K == 1:
+        return gemm(Phi_t, steps.T)[None]
+    # one GEMM by scipy's BLAS (as the solves before it), then outputs first
+    R = gemm(Phi_t, steps.reshape(c * K, D).T).reshape(len(Phi_t), c, K)
+    return np.ascontiguousarray(R.transpose(2, 0, 1))
 
 
 def _test_side_cheaper(state, m):
@@ -289,7 +297,7 @@ def _times_rows(A, Phi, state):
     """``A @ [phi, 1]^T`` for rows ``Phi`` (``A`` of shape (r, D)), without copying
     the rows into ``[phi, 1]``."""
     d = state.d
-    out = np.asarray((Phi @ A[:, :d].T).T) if sp.issparse(Phi) else A[:, :d] @ Phi.T
+    out = np.asarray((Phi @ A[:, :d].T).T) if sp.issparse(Phi) else gemm(A[:, :d], Phi.T)
     if state.intercept:
         out += A[:, d:]
     return out
