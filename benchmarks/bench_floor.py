@@ -61,6 +61,14 @@ GRID = ["n=10000,p=200", "n=50000,p=200", "n=200000,p=200",
 
 
 # ------------------------------------------------------------------ the floor
+def mm(A, B):
+    """``A @ B`` by scipy's BLAS, as the factorisation and solves (numpy's and scipy's
+    OpenBLAS pools spin against each other when alternated): ``(B^T A^T)^T``."""
+    (a, ta), (b, tb) = [(M.T, 0) if M.flags.c_contiguous else (np.asfortranarray(M), 1)
+                        for M in (A, B)]
+    return dgemm(1.0, b, a, trans_a=tb, trans_b=ta).T
+
+
 class Floor:
     """Derivatives, Hessian and factor of ``R`` for (multinomial) logistic regression."""
 
@@ -122,7 +130,7 @@ class Floor:
         S3 = cho_solve(self.cf, Gte.T).reshape(self.K, self.D, -1)
         out = np.zeros((len(Xte), self.n))
         for k in range(self.K):
-            out -= ((self.Xt @ S3[k]) * self.G[:, k:k + 1]).T
+            out -= (mm(self.Xt, S3[k]) * self.G[:, k:k + 1]).T
         return out
 
     def self_influence(self):
@@ -132,7 +140,7 @@ class Floor:
     def influence_on_params(self):
         # -H^-1 g_i for every row: one GEMM with the explicit inverse (fewer passes
         # than two triangular solves over n right-hand sides)
-        return -(self.grads(self.Xt, self.G) @ self.Hinv)
+        return -mm(self.grads(self.Xt, self.G), self.Hinv)
 
     @property
     def Hinv(self):
@@ -162,7 +170,7 @@ class Floor:
         if hasattr(self, "_steps"):
             return self._steps
         n, K, D, c = self.n, self.K, self.D, 1.0 / self.n
-        S = (self.Xt @ self.Hinv.reshape(K * D * K, D).T).reshape(n, K, D, K)
+        S = mm(self.Xt, self.Hinv.reshape(K * D * K, D).T).reshape(n, K, D, K)
         M = np.matmul(self.Xt[:, None, None, :], S).reshape(n, K, K)
         lhs = np.eye(K)[None] - c * np.matmul(self.A, M)
         self._coef = np.linalg.solve(lhs, self.G[:, :, None])[:, :, 0] * c
@@ -176,7 +184,7 @@ class Floor:
         F0 = Xt @ self.Theta.T
         if self.K == 1:  # dF = x~_t^T H^-1 x~_i coef_i: the first-order products
             coef = self.newton_coef()[:, 0]
-            dF = (cho_solve(self.cf, Xt.T).T @ self.Xt.T) * coef
+            dF = mm(cho_solve(self.cf, Xt.T).T, self.Xt.T) * coef
             F = F0 + dF
             return (np.logaddexp(0, F) - yte[:, None] * F
                     - (np.logaddexp(0, F0) - yte[:, None] * F0))
