@@ -38,7 +38,7 @@ from .curvature import (
     CHUNK_ELEMENTS,
     HessianOperator,
     ParameterLayout,
-    dense_augmented,
+    augment,
     directional_gradients,
     gemm,
     objective_gradient,
@@ -998,7 +998,7 @@ class InfluenceMixin:
         for rows in row_chunks(state.n, state.P):
             Gi = state.train_gradients(rows)
             if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
-                out[rows] = gemm(Gi, state.inverse_theta_columns())
+                gemm(Gi, state.inverse_theta_columns(), out=out[rows])
             else:
                 S = state.solve_many(Gi.T).T
                 state.to_theta(S, out[rows])
@@ -1204,7 +1204,7 @@ class InfluenceMixin:
     @staticmethod
     def _test_features(state, X_test):
         """``[phi(x), 1]`` of the test rows, dense: shape (m, D)."""
-        return dense_augmented(state.model.features.transform(X_test), state.intercept)
+        return augment(state.model.features.transform(X_test), state.intercept)
 
     def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
                                 as_frame=False):
@@ -1257,7 +1257,7 @@ class InfluenceMixin:
         K = state.K
         out, flat = [], []
         for g in groups:  # a loop over groups; each group is one block solve
-            Phi_t = dense_augmented(state.Phi[g], state.intercept)
+            Phi_t = augment(state.Phi[g], state.intercept)
             U = _output_blocks(Phi_t, K)  # (P, |G| K)
             S = state.solve_output_blocks(Phi_t).transpose(0, 1, 3, 2).reshape(
                 state.P, -1)  # H^-1 U_G, columns (row, output) as U's

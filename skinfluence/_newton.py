@@ -23,7 +23,7 @@ n x P steps are kept as well when they are small (``STEPS_CACHE_ELEMENTS``).
 import numpy as np
 import scipy.sparse as sp
 
-from .curvature import CHUNK_ELEMENTS, dense_augmented, gemm, row_chunks
+from .curvature import CHUNK_ELEMENTS, augment, gemm, row_chunks
 from .solvers import DirectSolver
 
 #: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
@@ -139,7 +139,7 @@ def _fresh(state, rows, out=None):
                                     state.G[rows, 0])
         T *= coef[:, None]
         return coef[:, None], T
-    Phi_t = dense_augmented(state.Phi[rows], state.intercept)  # (c, D)
+    Phi_t = augment(state.Phi[rows], state.intercept)  # (c, D)
     c_rows = Phi_t.shape[0]
     # right-hand sides e_k (x) phi~_i for every row i and output k: (P, c*K)
     S = state.solve_output_blocks(Phi_t, rows_first=True)  # (c, K, D, K)
@@ -174,7 +174,7 @@ def _from_coef(state, rows, coef):
     """The steps of ``rows`` from their kept coefficients: ``H^{-1} (U_i coef_i)``,
     one product with ``H^{-1}`` per row (``P^2`` flops), not ``K`` of them."""
     K, D = state.K, state.D
-    Phi_t = dense_augmented(state.Phi[rows], state.intercept)
+    Phi_t = augment(state.Phi[rows], state.intercept)
     flat = np.isnan(coef).any(axis=1)
     W = (np.where(flat[:, None], 0.0, coef)[:, :, None] * Phi_t[:, None, :]).reshape(-1, K * D)
     if isinstance(state.solver, DirectSolver):

@@ -125,12 +125,6 @@ def autograd_derivatives(loss, Y, F, order=2):
     return G, A
 
 
-def dense_augmented(Phi, intercept):
-    """``[phi, 1]`` (or ``phi``) of rows as a dense float array."""
-    Phi = Phi.toarray() if sp.issparse(Phi) else np.asarray(Phi, dtype=np.float64)
-    return np.hstack([Phi, np.ones((Phi.shape[0], 1))]) if intercept else Phi
-
-
 def row_chunks(n_rows, width, chunk_elements=None):
     """Slices of at most ``chunk_elements // width`` rows covering ``range(n_rows)``."""
     budget = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
@@ -202,8 +196,9 @@ def _fortran_view(A):
     return np.asfortranarray(A), 0
 
 
-def gemm(A, B):
-    """``A @ B`` for dense float64 matrices by scipy's BLAS, C-ordered.
+def gemm(A, B, out=None):
+    """``A @ B`` for dense float64 matrices by scipy's BLAS, C-ordered (written into
+    a C-ordered float64 ``out`` when given).
 
     The factorisation and the solves are scipy's: numpy and scipy each bring an
     OpenBLAS pool whose idle threads spin, and a numpy product right after a
@@ -212,10 +207,16 @@ def gemm(A, B):
     """
     if (A.ndim != 2 or B.ndim != 2 or A.dtype != np.float64 or B.dtype != np.float64
             or not A.size or not B.size):
-        return A @ B
+        return np.matmul(A, B, out=out)
     a, ta = _fortran_view(A.T)
     b, tb = _fortran_view(B.T)
-    return dgemm(1.0, b, a, trans_a=tb, trans_b=ta).T
+    if out is None:
+        return dgemm(1.0, b, a, trans_a=tb, trans_b=ta).T
+    # out^T is Fortran-ordered: BLAS writes the product there, no copy
+    res = dgemm(1.0, b, a, beta=0.0, c=out.T, trans_a=tb, trans_b=ta, overwrite_c=1)
+    if not np.shares_memory(res, out):  # pragma: no cover - f2py copied out^T
+        out[...] = res.T
+    return out
 
 
 def _matmul(Phi, M):
@@ -312,12 +313,10 @@ def hessian(features, X, A, s, n, intercept, penalty, chunk_elements=None):
             R = np.empty((Pt.shape[0], len(ks), Pt.shape[1]))  # C order: free reshape
             np.multiply(W[:, :, None], Pt[:, None, :], out=R)
             R = R.reshape(Pt.shape[0], -1)
-            # scipy's BLAS, as the factorisation and solves that follow: numpy and
-            # scipy each bring an OpenBLAS pool whose idle threads spin, and
-            # alternating them made this product and the Cholesky 2-8x slower
-            # (W1). (R^T Pt)^T on the C-ordered arrays' Fortran views: no copies.
-            part = dgemm(1.0, R.T, Pt.T, trans_b=1).T.reshape(
-                Pt.shape[1], len(ks), Pt.shape[1])
+            # scipy's BLAS (gemm), as the factorisation and solves that follow:
+            # alternating numpy's pool with scipy's made this product and the
+            # Cholesky 2-8x slower (W1)
+            part = gemm(Pt.T, R).reshape(Pt.shape[1], len(ks), Pt.shape[1])
         acc = part if acc is None else acc + part
     D = acc.shape[0]
     H = np.zeros((K * D, K * D))

@@ -29,7 +29,7 @@ from autograd import elementwise_grad, grad
 from ._optimize import _outputs as outputs_at
 from . import _newton
 from .curvature import (
-    dense_augmented,
+    augment,
     hessian,
     objective_gradient,
     output_derivatives,
@@ -202,7 +202,7 @@ def loo_outputs(est):
         _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
         return out
     for rows, steps in _newton.iter_steps(state):
-        Phi_t = dense_augmented(state.Phi[rows], state.intercept)
+        Phi_t = augment(state.Phi[rows], state.intercept)
         out[rows] = state.F[rows] + np.einsum("ikd,id->ik", steps.reshape(-1, K, D), Phi_t)
     _warn_unidentified(np.isnan(out).any(axis=1), "training rows have")
     return out
