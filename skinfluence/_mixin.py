@@ -41,6 +41,7 @@ from .curvature import (
     augment,
     directional_gradients,
     gemm,
+    gradients_times,
     objective_gradient,
     output_derivatives,
     penalty_diagonal,
@@ -995,11 +996,17 @@ class InfluenceMixin:
             _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
             return self._params_frame(out) if as_frame else out
         direct = isinstance(state.solver, DirectSolver)
+        if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
+            M = state.inverse_theta_columns()
+            shared = None if state.share is None else state.share @ M
         for rows in row_chunks(state.n, state.P):
-            Gi = state.train_gradients(rows)
-            if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
-                gemm(Gi, state.inverse_theta_columns(), out=out[rows])
+            if direct:
+                gradients_times(state.Phi[rows], state.G[rows], M, state.intercept,
+                                out=out[rows])
+                if shared is not None:
+                    out[rows] += shared
             else:
+                Gi = state.train_gradients(rows)
                 S = state.solve_many(Gi.T).T
                 state.to_theta(S, out[rows])
                 np.negative(out[rows], out=out[rows])

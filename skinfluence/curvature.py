@@ -186,6 +186,33 @@ def sample_gradients(Phi, G, intercept):
     return (G[:, :, None] * Pt[:, None, :]).reshape(Pt.shape[0], -1)
 
 
+def gradients_times(Phi, G, M, intercept, out=None):
+    """``sample_gradients(Phi, G, intercept) @ M`` for ``M`` of shape ``(K * D, q)``
+    (internal layout), shape ``(c, q)``, written into ``out`` when given.
+
+    With one output the gradients are never formed: ``g_i [phi_i, 1] M`` is
+    ``g_i (phi_i M_phi + m_1)``, one product with the rows as they are (forming
+    ``g_i (x) [phi_i, 1]`` first copied every row and was half of
+    ``influence_on_params``' time with a factored H).
+    """
+    K = G.shape[1]
+    if K > 1:
+        return gemm(sample_gradients(Phi, G, intercept), M, out=out)
+    d = Phi.shape[1]
+    if sp.issparse(Phi):
+        res = np.asarray(Phi @ M[:d])
+        if out is None:
+            out = res
+        else:
+            out[...] = res
+    else:
+        out = gemm(np.asarray(Phi, dtype=np.float64), M[:d], out=out)
+    if intercept:
+        out += M[d]
+    out *= G
+    return out
+
+
 def _fortran_view(A):
     """``(array, trans)`` with ``array`` Fortran-ordered and ``op(array) == A``
     (no copy for C- or Fortran-ordered ``A``)."""

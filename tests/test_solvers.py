@@ -562,6 +562,36 @@ def test_sparse_products_on_threads_equal_the_dense_products(monkeypatch, K):
                                atol=1e-14)
 
 
+@pytest.mark.parametrize("K", [1, 3])
+@pytest.mark.parametrize("intercept", [True, False])
+@pytest.mark.parametrize("rows", ["dense", "sparse", "strided"])
+def test_gradients_times_equals_the_formed_gradients_product(K, intercept, rows):
+    """``gradients_times`` (one output: the rows as they are, no ``[phi, 1]`` copy)
+    equals the product with the gradients written out, into ``out`` or not."""
+    from skinfluence.curvature import gradients_times
+
+    rng = np.random.default_rng(0)
+    n, d, q = 300, 7, 5
+    Xd = sp.random(n, d, density=0.4, format="csr", random_state=0).toarray()
+    Xd[:, 0] += 1.0
+    G = rng.standard_normal((n, K))
+    M = rng.standard_normal((K * (d + int(intercept)), q))
+    Xt = np.hstack([Xd, np.ones((n, 1))]) if intercept else Xd
+    expected = np.stack([np.kron(G[i], Xt[i]) for i in range(n)]) @ M
+    wide = np.zeros((n, 2 * d), order="F")
+    wide[:, ::2] = Xd
+    Phi = {"dense": Xd, "sparse": sp.csr_matrix(Xd), "strided": wide[:, ::2]}[rows]
+    kept = Phi.copy()
+    np.testing.assert_allclose(gradients_times(Phi, G, M, intercept), expected, rtol=1e-12,
+                               atol=1e-12)
+    out = np.full((n + 4, q), np.nan)
+    res = gradients_times(Phi, G, M, intercept, out=out[2:-2])
+    assert np.shares_memory(res, out)
+    np.testing.assert_allclose(out[2:-2], expected, rtol=1e-12, atol=1e-12)
+    assert np.isnan(out[:2]).all() and np.isnan(out[-2:]).all()
+    assert ((Phi != kept).nnz == 0) if sp.issparse(Phi) else np.array_equal(Phi, kept)
+
+
 def test_lissa_measures_its_mini_batch_noise_across_repeats(cancer):
     """With repeats >= 2 the runs' spread is the standard error of their average: it
     predicts the actual error against the direct solve (within 2x) and warns above
