@@ -133,7 +133,7 @@ class DaskState(ParameterLayout):
         N = null_basis_fn(pen)
         if N is not None:
             Hs += max(float(np.mean(np.diag(Hs))), np.finfo(float).tiny) * (N @ N.T)
-        self.solver = DirectSolver(Hs)
+        self.solver = DirectSolver(Hs, overwrite=True)
 
     def hessian(self):
         return self.H

@@ -567,7 +567,7 @@ class _InfluenceState(ParameterLayout):
             pen = self.op.pen
             op = HessianOperator(self.Phi, A, self.s, self.intercept, pen, self.op.damping,
                                  self.op.N)
-            solver = DirectSolver(op.matrix())
+            solver = DirectSolver(op.matrix(), overwrite=True)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return np.nan
         share = None if self.share is None else self.share_at(pen, Theta)

@@ -273,7 +273,7 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
                 G, A = output_derivatives(model.loss, est._fit_Y, F)
                 g = objective_gradient(state.Phi, G, s, n, state.intercept, pen, Theta)
                 H = hessian(ident, state.Phi, A, s, n, state.intercept, pen) + flat
-                Theta = Theta - DirectSolver(H).solve(g.ravel()).reshape(K, D)
+                Theta = Theta - DirectSolver(H, overwrite=True).solve(g.ravel()).reshape(K, D)
         for part in row_chunks(len(fold), D):
             out[fold[part]] = outputs_at(state.Phi[fold[part]], Theta, state.intercept)
     return out

@@ -592,6 +592,35 @@ def test_gradients_times_equals_the_formed_gradients_product(K, intercept, rows)
     assert ((Phi != kept).nnz == 0) if sp.issparse(Phi) else np.array_equal(Phi, kept)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_direct_solver_pieces_equal_numpy_and_leave_the_matrix_alone(overwrite):
+    """The factor's uses (solve, half solve, inverse, the matrix again, the augmented
+    quadratic forms) equal numpy's on an unequally scaled H; ``H`` is unchanged
+    unless ``overwrite=True`` hands its memory over, which is then factored in place."""
+    rng = np.random.default_rng(0)
+    P = 40
+    A = rng.standard_normal((P, 3 * P)) * np.logspace(-3, 3, P)[:, None]
+    H = A @ A.T / (3 * P) + 1e-2 * np.eye(P)
+    kept = H.copy()
+    solver = DirectSolver(H, overwrite=overwrite)
+    assert np.shares_memory(solver._c, H) == overwrite
+    if not overwrite:
+        np.testing.assert_array_equal(H, kept)
+    B = rng.standard_normal((P, 3))
+    L = np.linalg.cholesky(kept)
+    np.testing.assert_allclose(solver.solve(B), np.linalg.solve(kept, B), rtol=1e-9)
+    np.testing.assert_allclose(solver.half_solve(B), np.linalg.solve(L, B), rtol=1e-9)
+    np.testing.assert_allclose(solver.inverse(), np.linalg.inv(kept), rtol=1e-9,
+                               atol=1e-12 * np.abs(np.linalg.inv(kept)).max())
+    np.testing.assert_allclose(solver.matrix(), kept, rtol=1e-12, atol=1e-12 * kept.max())
+    Phi = rng.standard_normal((6, P - 1))
+    Pt = np.hstack([Phi, np.ones((6, 1))])
+    np.testing.assert_allclose(solver.quad_augmented(Phi, True),
+                               np.einsum("ip,pi->i", Pt, np.linalg.solve(kept, Pt.T)), rtol=1e-9)
+    np.testing.assert_allclose(solver.quad_augmented(Pt, False),
+                               np.einsum("ip,pi->i", Pt, np.linalg.solve(kept, Pt.T)), rtol=1e-9)
+
+
 def test_lissa_measures_its_mini_batch_noise_across_repeats(cancer):
     """With repeats >= 2 the runs' spread is the standard error of their average: it
     predicts the actual error against the direct solve (within 2x) and warns above
