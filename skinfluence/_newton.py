@@ -242,9 +242,14 @@ def step_output_changes(Phi_t, steps, K, D):
     c = len(steps)
     if K == 1:
         return gemm(Phi_t, steps.T)[None]
-    # one GEMM by scipy's BLAS (as the solves before it), then outputs first
-    R = gemm(Phi_t, steps.reshape(c * K, D).T).reshape(len(Phi_t), c, K)
-    return np.ascontiguousarray(R.transpose(2, 0, 1))
+    # a GEMM per output by scipy's BLAS (as the solves before it), written in place:
+    # one GEMM over all outputs and a transposing copy to outputs first took 4.1 ms
+    # for 0.9 (10 outputs, 100 test rows, 350 training rows)
+    out = np.empty((K, len(Phi_t), c))
+    S3 = steps.reshape(c, K, D)
+    for k in range(K):  # a loop over outputs
+        gemm(Phi_t, np.ascontiguousarray(S3[:, k, :]).T, out=out[k])
+    return out
 
 
 def _test_side_cheaper(state, m):

@@ -43,9 +43,10 @@ def _logsumexp_first(Z):
     top = Z.max(axis=0)
     Z -= top
     at_top = Z == 0.0
-    ties = at_top.sum(axis=0) - 1.0
+    ties = at_top.sum(axis=0, dtype=np.float64)
+    ties -= 1.0
     np.exp(Z, out=Z)
-    Z[at_top] = 0.0
+    Z -= at_top  # the top terms are exp(0) = 1 exactly: now 0 (a masked write was 1.5x)
     rest = Z.sum(axis=0)
     rest += ties
     out = np.log1p(rest)
