@@ -236,17 +236,22 @@ def unidentified(state):
     return np.isnan(coefficients(state)).any(axis=1)
 
 
-def step_output_changes(Phi_t, steps, K, D):
+def step_output_changes(Phi_t, steps, K, D, kept=False):
     """``dF[k, t, j]``: change of output ``k`` at test row ``Phi_t[t]`` after step
-    ``j``, shape ``(K, m, len(steps))``."""
+    ``j``, shape ``(K, m, len(steps))``. ``kept``: the steps were kept, so no solve of
+    scipy's ran just before."""
     c = len(steps)
     if K == 1:
         return gemm(Phi_t, steps.T)[None]
-    # numpy's batched matmul writes outputs first directly: one GEMM and a transposing
-    # copy took 4.1 ms for its 0.65 (10 outputs, 100 test rows, 350 training rows),
-    # and a scipy GEMM per output 0.9 ms alone but 2x that right after numpy's BLAS
-    # (the two OpenBLAS pools); these small products are the same either way
-    return np.matmul(Phi_t[None], steps.reshape(c, K, D).transpose(1, 2, 0))
+    if kept:
+        # numpy's batched matmul writes outputs first directly (0.65 ms where one GEMM
+        # and a transposing copy took 4.1: 10 outputs, 100 test rows, 350 training
+        # rows) -- but it meets scipy's spinning pool right after scipy's solves
+        # (W1 cold Newton loss 180 ms against 123), so it serves kept steps only
+        return np.matmul(Phi_t[None], steps.reshape(c, K, D).transpose(1, 2, 0))
+    # one GEMM by scipy's BLAS (as the solves before it), then outputs first
+    R = gemm(Phi_t, steps.reshape(c * K, D).T).reshape(len(Phi_t), c, K)
+    return np.ascontiguousarray(R.transpose(2, 0, 1))
 
 
 def _test_side_cheaper(state, m):
@@ -273,8 +278,9 @@ def output_changes(state, Phi_t, per_row=0):
         (K == 1 and has_one_output_newton(state))
         or ("coef" in cache and _test_side_cheaper(state, m)))
     if not test_side:
+        kept = "steps" in cache
         for rows, steps in iter_steps(state, extra=K * m + per_row):
-            yield rows, step_output_changes(Phi_t, steps, K, D)
+            yield rows, step_output_changes(Phi_t, steps, K, D, kept)
         return
     coef = coefficients(state)
     # T[l, e, k, t] = (H^-1 (e_k (x) phi~_t))_(l, e): as (K_l, K m, D) for the products
