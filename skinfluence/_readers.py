@@ -11,6 +11,7 @@ which a retraining refits (the chosen hyperparameters held fixed: a
 sees are the final estimator's inputs (after a pipeline's earlier steps).
 """
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Real
@@ -255,15 +256,27 @@ def read_objective(est):
 
 @contextmanager
 def _named(obj):
-    """Errors raised inside name the user's estimator, not FittedObjective."""
+    """Errors and warnings raised inside name the user's estimator, not
+    FittedObjective (scikit-learn's validation names the object it validates)."""
+    name = type(obj.estimator).__name__
+    pending = []
     try:
-        yield
-    except ValueError as exc:
-        message = str(exc)
-        if "FittedObjective" not in message:
-            raise
-        raise ValueError(message.replace("FittedObjective",
-                                         type(obj.estimator).__name__)) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            except ValueError as exc:
+                message = str(exc)
+                if "FittedObjective" not in message:
+                    raise
+                raise ValueError(message.replace("FittedObjective", name)) from None
+            finally:
+                pending = list(caught)
+    finally:  # re-issued outside the recorder, through the caller's own filters,
+        # before any error leaves (scikit-learn warns, then refuses the same rows)
+        for w in pending:
+            warnings.warn(str(w.message).replace("FittedObjective", name), w.category,
+                          stacklevel=4)
 
 
 class FittedObjective(InfluenceMixin, BaseEstimator):

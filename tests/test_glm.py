@@ -314,7 +314,9 @@ def test_explain_refuses_misaligned_training_labels_and_bad_weights():
         explain(reg, X, y, sample_weight=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="NaN"):
         explain(reg, X, y, sample_weight=np.r_[np.nan, np.ones(len(y) - 1)])
-    with pytest.raises(ValueError, match="PoissonRegressor is expecting"):
+    # scikit-learn's warning and error both name the user's estimator
+    with pytest.raises(ValueError, match="PoissonRegressor is expecting"), pytest.warns(
+            UserWarning, match="but PoissonRegressor was fitted with feature names"):
         explain(reg, X, y, sample_weight=w).influence_on_loss(X.iloc[:2, :3].to_numpy(),
                                                               y.iloc[:2])
     with pytest.raises(TypeError, match="InfluencePoissonRegressor"):
