@@ -284,6 +284,14 @@ def _check_newton_finite(out, flat, what="training rows"):
         )
 
 
+def _newton_done(state, out):
+    """Refuse overflowed Newton answers (training rows last); warn about rows of
+    leverage 1, whose answers are NaN."""
+    flat = _newton.unidentified(state)
+    _check_newton_finite(out, flat)
+    _warn_unidentified(flat, "training rows have")
+
+
 def check_answer_size(shape, what):
     """Refuse, before any work, an answer of float64 ``shape`` that cannot fit in memory."""
     need = 8 * int(np.prod(shape, dtype=np.float64))
@@ -862,9 +870,7 @@ class InfluenceMixin:
             with np.errstate(over="ignore", invalid="ignore"):
                 for rows, dF in _newton.output_changes(state, Phi_t, 3 * m * K):
                     out[:, rows] = loss.value_change(Y_test, F0, dF)
-            flat = _newton.unidentified(state)
-            _check_newton_finite(out, flat)
-            _warn_unidentified(flat, "training rows have")
+            _newton_done(state, out)
             return out
         Gt = self._gradients(state, X_test, Y_test)
         S = state.solve_many(Gt.T)

@@ -142,12 +142,9 @@ def influence_on_prediction(est, X_test, *, kind="upweight", response_method="au
 
 
 def _newton_done(state, out):
-    """Refuse overflowed Newton answers; warn about rows of leverage 1 (NaN)."""
-    from ._mixin import _check_newton_finite, _warn_unidentified
+    from ._mixin import _newton_done as done
 
-    flat = _newton.unidentified(state)
-    _check_newton_finite(out, flat)
-    _warn_unidentified(flat, "training rows have")
+    done(state, out)
 
 
 def influence_on_function(est, fn, X_test, *, kind="upweight"):
