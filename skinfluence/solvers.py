@@ -476,6 +476,7 @@ class CGSolver:
         Pk = Z.copy()
         rz = np.einsum("pm,pm->m", R, Z)
         res = np.zeros(B2.shape[1])
+        step = np.empty_like(Pk)  # the updates in place: no (P, m) temporaries per step
         it = 0
         while active.size and it < self.maxiter:
             it += 1
@@ -487,21 +488,25 @@ class CGSolver:
                     "the Hessian is not positive definite. " + _SINGULAR_HINT
                 )
             alpha = rz / curv
+            np.multiply(Pk, alpha, out=step)
             if active.size == X.shape[1]:  # no fancy-indexed copy while all run
-                X += alpha * Pk
+                X += step
             else:
-                X[:, active] += alpha * Pk
-            R -= alpha * HP
+                X[:, active] += step
+            HP *= alpha
+            R -= HP
             rnorm = np.linalg.norm(R, axis=0) / bnorm[active]
             res[active] = rnorm
             keep = rnorm > self.tol
             if not keep.all():
                 active, R, Pk, rz = active[keep], R[:, keep], Pk[:, keep], rz[keep]
+                step = np.empty_like(Pk)
             if not active.size:
                 break
             Z = self.precondition(R)
             rz_new = np.einsum("pm,pm->m", R, Z)
-            Pk = Z + (rz_new / rz) * Pk
+            Pk *= rz_new / rz
+            Pk += Z
             rz = rz_new
         self.iterations.append(it)
         if active.size:
@@ -610,7 +615,9 @@ def _nystrom_preconditioner(op, rank, seed=0):
 
     def low_rank(c):
         def apply(R):
-            return R + U @ ((c if R.ndim == 1 else c[:, None]) * (U.T @ R))
+            out = U @ ((c if R.ndim == 1 else c[:, None]) * (U.T @ R))
+            out += R
+            return out
         return apply
 
     return _Preconditioner(low_rank(scale), low_rank(root))
