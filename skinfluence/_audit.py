@@ -145,7 +145,7 @@ def _require(name, columns, what, path):
         return
     names = [str(c) for c in columns]
     msg = f"{what} {name!r} not in {path}"
-    close = difflib.get_close_matches(str(name), names, n=1)
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.75)
     if close:
         msg += f" (did you mean {close[0]!r}?)"
     shown = ", ".join(names[:25]) + (f", ... ({len(names) - 25} more)" if len(names) > 25 else "")

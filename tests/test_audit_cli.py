@@ -216,6 +216,8 @@ BAD = [
     ("blank-lines", "\n  \n", ["--target", "y"], ["empty"]),
     ("header-only", "a,b\n", ["--target", "b"], ["no data rows"]),
     ("unknown-target", "a,b\n1,2\n3,4\n", ["--target", "c"], ["not in", "a, b"]),
+    ("misspelt-target", "age,income\n1,2\n3,4\n", ["--target", "incme"],
+     ["did you mean 'income'"]),
     ("semicolons", "a;b\n1;2\n3;4\n", ["--target", "b"], ["not in", "separated"]),
     ("regress-text", "a,b\n1,x\n3,y\n", ["--target", "b", "--task", "regression"],
      ["not numeric"]),
