@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     "index_of", "row_labels", "label_vector", "label_matrix", "param_names",
-    "short_feature_names", "check_test_rows", "positions_of",
+    "short_feature_names", "check_test_rows", "positions_of", "label_cube",
 ]
 
 
@@ -59,12 +59,32 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
     """A DataFrame with labelled rows and columns (``None``: positions).
 
     By default rows are test rows and columns training rows, each named by
-    their own labels.
+    their own labels. When both axes would carry the same name (test and
+    training rows from one table with a named index), they are named
+    ``index_name`` and ``columns_name``, so that ``stack().reset_index()`` works.
     """
     pd = _pandas()
     values = np.asarray(values)
-    return pd.DataFrame(values, index=_axis(index, values.shape[0], index_name),
-                        columns=_axis(columns, values.shape[1], columns_name), copy=False)
+    rows = _axis(index, values.shape[0], index_name)
+    cols = _axis(columns, values.shape[1], columns_name)
+    if rows.name == cols.name:
+        rows, cols = rows.rename(index_name), cols.rename(columns_name)
+    return pd.DataFrame(values, index=rows, columns=cols, copy=False)
+
+
+def label_cube(values, index, columns, classes=None):
+    """``(n_test, n_train, C)`` values as a long DataFrame: one row per (test row,
+    training row) pair, one column per class (or output)."""
+    pd = _pandas()
+    values = np.asarray(values)
+    m, n, c = values.shape
+    rows = _axis(index, m, "test_row")
+    cols = _axis(columns, n, "train_row")
+    if rows.name == cols.name:
+        rows, cols = rows.rename("test_row"), cols.rename("train_row")
+    outputs = classes if classes is not None and len(classes) == c else range(c)
+    return pd.DataFrame(values.reshape(m * n, c), index=pd.MultiIndex.from_product([rows, cols]),
+                        columns=pd.Index(outputs, name="class"), copy=False)
 
 
 def label_predictions(values, train_index, name, classes=None):
@@ -140,12 +160,31 @@ def check_training_rows(X, y, sample_weight=None):
     _check_aligned(X, sample_weight, "sample_weight")
 
 
+def _is_pandas(obj):
+    """Whether ``obj`` is a pandas Index or Series (labelled values)."""
+    return type(obj).__module__.split(".")[0] == "pandas" and (
+        hasattr(obj, "get_indexer") or type(obj).__name__ == "Series")
+
+
+def _labels_are_not_positions(index, n):
+    """Whether the training rows carry integer labels other than ``0 .. n-1``."""
+    if index is None or index.dtype.kind not in "iu":
+        return False
+    return not np.array_equal(np.asarray(index), np.arange(n))
+
+
 def positions_of(rows, index, n, what="rows"):
     """Positions (fit order) of training rows given as positions, labels or a boolean mask.
 
     ``rows`` may be integer positions ``0 .. n-1``; a boolean mask of length
     ``n`` (a pandas Series is aligned on its index with the training labels);
     or, when the training rows carry labels (``index``), those labels.
+
+    When those labels are integers other than ``0 .. n-1`` (a DataFrame split by
+    ``train_test_split``), integers are read as ``.loc`` and ``.iloc`` would
+    read them: a pandas Index or Series holds labels (``result.index``), a numpy
+    array holds positions (``np.argsort(model.self_influence())``), and a list
+    or a scalar, which could be either, is refused.
     """
     if hasattr(rows, "index") and hasattr(rows, "dtype") and not callable(rows.index) \
             and rows.dtype == bool:
@@ -160,7 +199,19 @@ def positions_of(rows, index, n, what="rows"):
                     )
                 rows = rows.reindex(index)
         rows = rows.to_numpy()
+    labelled = _is_pandas(rows)
+    if _labels_are_not_positions(index, n) and not isinstance(rows, np.ndarray) \
+            and not labelled and np.asarray(rows).dtype.kind in "iu":
+        shown = np.asarray(rows).ravel()[:3].tolist()
+        raise ValueError(
+            f"The {what} {shown} could be labels or positions: the training rows' index "
+            f"holds integers other than 0 .. {n - 1}. Pass labels as a pandas Index, e.g. "
+            "pd.Index([...]) or a result's .index, or positions (fit order) as a numpy "
+            "array, e.g. np.array([...])."
+        )
     g = np.asarray(rows)
+    if labelled and g.dtype.kind in "iu" and index is not None and index.dtype.kind in "iu":
+        g = g.astype(object)  # labels, looked up in the index below
     if g.dtype == bool:
         if g.ndim != 1 or len(g) != n:
             raise ValueError(f"A boolean mask of {what} must have one entry per training row "

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from sklearn.exceptions import ConvergenceWarning
 
+from ._utils import user_stacklevel
 from .curvature import hessian, objective_gradient, output_derivatives
 from .features import IdentityFeatures
 
@@ -164,6 +165,7 @@ def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
                 f"iterations (max|grad| = {best[0]:.2e}); increase max_iter (influence "
                 "needs a stationary fit).",
                 ConvergenceWarning,
+                stacklevel=user_stacklevel(),
             )
         return Theta, max_iter
     if warn:
@@ -172,5 +174,6 @@ def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
             f"the gradient no longer decreases at floating-point precision, above "
             f"tol={tol:g}. The fit is as stationary as float64 allows.",
             ConvergenceWarning,
+            stacklevel=user_stacklevel(),
         )
     return best[1], it

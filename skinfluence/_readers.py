@@ -42,7 +42,7 @@ from sklearn.utils.validation import (
 )
 
 from ._mixin import InfluenceMixin, InfluenceModel
-from ._utils import effective_weights
+from ._utils import effective_weights, user_stacklevel
 from .exceptions import InfluenceNotDefinedError
 from .features import IdentityFeatures
 from .glm import glm_loss
@@ -276,7 +276,7 @@ def _named(obj):
         # before any error leaves (scikit-learn warns, then refuses the same rows)
         for w in pending:
             warnings.warn(str(w.message).replace("FittedObjective", name), w.category,
-                          stacklevel=4)
+                          stacklevel=user_stacklevel())
 
 
 class FittedObjective(InfluenceMixin, BaseEstimator):
@@ -390,6 +390,9 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
         refit.fit(X, y, sample_weight=sample_weight)
         return FittedObjective(refit, influence_solver=self.influence_solver,
                                damping=self.damping).fit(X, y, sample_weight)
+
+    def _class_weight_setting(self):
+        return self._reading.class_weight
 
     def _validate_test(self, X, y):
         with _named(self):

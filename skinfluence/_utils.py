@@ -1,5 +1,9 @@
 """Small helpers shared by the estimators."""
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 from sklearn.utils import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight
@@ -18,3 +22,18 @@ def effective_weights(classes, class_weight, y, sample_weight, n_samples):
         cw = compute_class_weight(class_weight, classes=classes, y=y, sample_weight=s)
         s = s * cw[y_index]
     return s, y_index
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PASS_THROUGH = (_PACKAGE, os.path.abspath(contextlib.__file__))
+
+
+def user_stacklevel():
+    """``stacklevel`` for a ``warnings.warn`` made by the caller of this function that
+    points at the first frame outside skinfluence (and ``contextlib``): the user's
+    line, whichever public method led there."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PASS_THROUGH):
+        frame, level = frame.f_back, level + 1
+    return level

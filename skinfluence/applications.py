@@ -17,7 +17,7 @@
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -185,11 +185,11 @@ class AttackResult:
         predicts and explains raw rows.
     """
 
-    X_poisoned: np.ndarray
+    X_poisoned: np.ndarray = field(repr=False)
     rows: list
     flipped: np.ndarray
-    history: list = field(default_factory=list)
-    estimator: object = None
+    history: list = field(default_factory=list, repr=False)
+    estimator: object = field(default=None, repr=False)
     labels: list = field(default_factory=list)
 
     @property
@@ -248,12 +248,26 @@ def training_set_attack(
     if len(schedule) == 0:
         raise ValueError("schedule is empty; pass at least one list of ranks to attack.")
     ex = as_explanation(fitted)
+    if not hasattr(ex, "classes_"):
+        raise ValueError(
+            f"training_set_attack flips predicted classes; this "
+            f"{type(ex.final_estimator_).__name__} is a regressor. Use "
+            "perturbation_influence(X_target, y_target) to see how training inputs move "
+            "its loss."
+        )
     X0 = ex.model_._fit_X
     X0 = X0.toarray() if hasattr(X0, "toarray") else np.array(X0, dtype=float)
     y = ex.y_train_
     weights = _base_weights(ex.model_)
     y_target = np.asarray(y_target)
     pert = ex.perturbation_influence(X_target, y_target).sum(axis=0)
+    wrong = np.flatnonzero(ex.predict(X_target) != y_target)
+    if wrong.size:
+        raise ValueError(
+            f"The model already predicts target(s) at position(s) {wrong[:5].tolist()} "
+            "wrongly: the attack flips correct predictions. Pass only targets it "
+            "classifies correctly."
+        )
     ranking = np.argsort(-np.linalg.norm(pert, axis=1), kind="stable")
     lo, hi = bounds
     history = []
@@ -345,13 +359,21 @@ def label_audit(
     if unknown:
         raise ValueError(f"Unknown rankings {sorted(unknown)}; choose from {sorted(known)}.")
     n_repeats = _check_k(n_repeats, "n_repeats")
+    fitted = _is_fitted(estimator)
+    if not (hasattr(as_explanation(estimator), "classes_") if fitted
+            else is_classifier(estimator)):
+        raise ValueError(
+            "label_audit flips class labels to find them again; this "
+            f"{type(estimator).__name__} is not a classifier. For a regressor, rank rows "
+            "by self_influence() or retrain_without(...) instead."
+        )
     rng = check_random_state(random_state)
     y = np.asarray(y)
     classes = np.unique(y)
     if len(classes) < 2:
         raise ValueError("y has a single class; a label audit needs at least two.")
     n = len(y)
-    if _is_fitted(estimator):
+    if fitted:
         ex = as_explanation(estimator)
         Xt, ones = ex.transform(X), np.ones(n)
 

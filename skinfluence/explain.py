@@ -39,10 +39,11 @@ from ._frames import (
     check_test_rows,
     check_training_rows,
     index_of,
-    positions_of,
+    label_cube,
     label_matrix,
     label_predictions,
     label_vector,
+    positions_of,
     row_labels,
     short_feature_names,
 )
@@ -277,7 +278,8 @@ class Explanation(BaseEstimator):
 
     def _set_parts(self, preprocessor, model, final, X_train, train_index):
         self.preprocessor_ = preprocessor
-        self.model_ = model
+        self._model = model
+        self._fitted_as = _fit_signature(final)
         self.final_estimator_ = final
         self.X_train_ = X_train
         self.train_index_ = train_index if train_index is not None else model._fit_index
@@ -301,7 +303,21 @@ class Explanation(BaseEstimator):
         return short_feature_names(names)
 
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "model_")
+        return "_model" in self.__dict__
+
+    @property
+    def model_(self):
+        """The influence model of the final step (refused once the step was refitted)."""
+        if "_model" not in self.__dict__:
+            raise AttributeError("'Explanation' object has no attribute 'model_'")
+        if not _same_signature(self._fitted_as, _fit_signature(self.final_estimator_)):
+            raise ValueError(
+                f"The {type(self.final_estimator_).__name__} explained here was refitted "
+                "after the explanation was made (its coefficients changed): its numbers "
+                "would be labelled with the old rows. Call skinfluence.explain(...) again "
+                "on the refitted model."
+            )
+        return self._model
 
     # ---------------------------------------------------------------- rows
     def transform(self, X):
@@ -466,6 +482,9 @@ class Explanation(BaseEstimator):
                                                   response_method=response_method)
         if as_frame and out.ndim == 2:
             return label_matrix(out, self._test_index(X_test, None), self.train_index_)
+        if as_frame:
+            return label_cube(out, self._test_index(X_test, None), self.train_index_,
+                              getattr(self, "classes_", None))
         return out
 
     def influence_on_function(self, fn, X_test, *, kind="upweight", as_frame=False):
@@ -548,6 +567,22 @@ _DROP_INS = {
     "InfluencePoissonRegressor", "GammaRegressor": "InfluenceGammaRegressor",
     "TweedieRegressor": "InfluenceTweedieRegressor",
 }
+
+
+def _fit_signature(est):
+    """What changes when ``est`` is refitted: its coefficients (a copy) and, for a
+    skinfluence estimator, the number of rows it keeps."""
+    coef = getattr(est, "coef_", None)
+    if sp.issparse(coef):
+        coef = coef.toarray()
+    coef = None if coef is None else np.array(coef, dtype=np.float64, copy=True)
+    rows = getattr(est, "_fit_X", None)
+    return coef, None if rows is None else rows.shape
+
+
+def _same_signature(a, b):
+    return a[1] == b[1] and (a[0] is None) == (b[0] is None) and (
+        a[0] is None or (a[0].shape == b[0].shape and np.array_equal(a[0], b[0])))
 
 
 def _drop_in(est):

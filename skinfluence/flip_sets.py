@@ -56,7 +56,7 @@ class FlipSet:
     predicted_after: float
     confirmed: bool
     n_refits: int
-    history: list = field(default_factory=list)
+    history: list = field(default_factory=list, repr=False)
 
     @property
     def size(self):
@@ -67,7 +67,7 @@ class FlipSet:
         """The share of the training rows removed."""
         return len(self.rows) / self._n_train if self._n_train else np.nan
 
-    _n_train: int = 0
+    _n_train: int = field(default=0, repr=False)
 
 
 def _quantity(ex, x_test, coef):
@@ -81,11 +81,16 @@ def _quantity(ex, x_test, coef):
                 "Pass coef='<parameter name>' to flip a coefficient's sign, or rank rows "
                 "by influence_on_prediction(x_test, kind='newton')."
             )
-        F = np.atleast_2d(model.decision_function(ex.transform(x_test)))
+        F = model.decision_function(ex.transform(x_test))
+        F = F.reshape(-1, 1) if F.ndim == 1 else F
+        if F.shape[0] != 1:
+            raise ValueError(
+                f"smallest_flip_set flips one prediction; got {F.shape[0]} test rows. Pass "
+                "one row as a one-row DataFrame (X.iloc[[i]] or X.loc[[label]]) or a 2-D "
+                "array."
+            )
         dF = ex.influence_on_prediction(x_test, kind="remove",
                                         response_method="decision_function")
-        if F.shape[0] != 1:
-            raise ValueError("Pass one test row (a one-row DataFrame or 2-D array).")
         if F.shape[1] == 1 and dF.ndim == 2:  # binary: the decision value
             return float(F[0, 0]), dF[0], "prediction"
         F, dF = F.reshape(-1), dF[0]

@@ -95,6 +95,12 @@ class Loss:
         """Per-sample loss values, shape ``(n_samples,)``."""
         raise NotImplementedError
 
+    def separated(self, Y, F):
+        """Whether the outputs ``F`` classify every row strictly right, so that the
+        loss falls towards 0 along ``t F`` as ``t`` grows: without a penalty the
+        objective then has no finite minimiser. False for losses without that limit."""
+        return False
+
     def value_change(self, Y, F0, dF):
         """``value(Y_t, F0_t + dF[:, t, j]) - value(Y_t, F0_t)`` for every test row
         ``t`` and step ``j``: shape ``(m, c)``.
@@ -128,6 +134,9 @@ class LogLoss(Loss):
     def value(self, Y, F):
         f = F[:, 0]
         return anp.logaddexp(0.0, f) - Y * f
+
+    def separated(self, Y, F):
+        return bool(len(F) and np.all((2.0 * np.ravel(Y) - 1.0) * F[:, 0] > 0))
 
     def value_change(self, Y, F0, dF):
         # log(1 + e^f) - y f = y softplus(-f) + (1 - y) softplus(f): differences of
@@ -176,6 +185,10 @@ class OneVsRestLogLoss(Loss):
     def value(self, Y, F):
         return anp.sum(anp.logaddexp(0.0, F) - Y * F, axis=1)
 
+    def separated(self, Y, F):
+        # one binary problem per output: any separated one runs off on its own
+        return bool(len(F) and np.any(np.all((2.0 * Y - 1.0) * F > 0, axis=0)))
+
     def derivatives(self, Y, F, order=2):
         p = expit(F)
         G = p - Y
@@ -201,6 +214,13 @@ class SoftmaxLoss(Loss):
 
     def value(self, Y, F):
         return logsumexp(F, axis=1) - anp.sum(Y * F, axis=1)
+
+    def separated(self, Y, F):
+        if not len(F):
+            return False
+        true = np.sum(Y * F, axis=1)
+        other = np.where(Y > 0, -np.inf, F).max(axis=1)
+        return bool(np.all(true > other))
 
     def value_change(self, Y, F0, dF):
         # the loss is logsumexp(F - Y.F) (Y sums to 1); each value as

@@ -75,12 +75,19 @@ def plot_label_audit(table, metric="flips_found", ax=None):
 
 def plot_influence_vs_distance(influence, distance, same_label=None, ax=None):
     """Influence of training points against their distance to a test point."""
-    ax = _axes(ax)
     influence, distance = np.ravel(influence), np.ravel(distance)
+    lengths = {"influence": len(influence), "distance": len(distance)}
+    if same_label is not None:
+        same_label = np.ravel(same_label)
+        lengths["same_label"] = len(same_label)
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"One value per training row is needed in each argument; got the "
+                         f"lengths {lengths}.")
+    ax = _axes(ax)
     if same_label is None:
         ax.scatter(distance, influence, s=10)
     else:
-        same_label = np.ravel(same_label).astype(bool)
+        same_label = same_label.astype(bool)
         ax.scatter(distance[same_label], influence[same_label], s=10, label="same label")
         ax.scatter(distance[~same_label], influence[~same_label], s=10, label="other label")
         ax.legend()

@@ -50,17 +50,28 @@ __all__ = [
 RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
 
 
-def response_function(est, model, response_method):
+def _as_argument(method):
+    return f"response_method={method!r}"
+
+
+def check_response_method(method, spell=_as_argument):
+    """Refuse an unknown response method, naming the valid ones as the caller spells them."""
+    if method not in RESPONSE_METHODS:
+        valid = ", ".join(spell(m) for m in RESPONSE_METHODS)
+        raise ValueError(f"Unknown response method {method!r}; use one of {valid}.")
+
+
+def response_function(est, model, response_method, spell=_as_argument):
     """``(r, squeeze)``: the model's response as an autograd function of its outputs.
 
     ``r`` maps outputs ``F`` of shape ``(m, K)`` to responses ``(m, C)``;
     ``squeeze`` says that ``C == 1`` is reported without its last axis.
+    ``spell(method)`` is how the caller's user asks for another method (an
+    argument, or another function), for the error messages.
     """
     classifier = hasattr(est, "classes_")
     loss = model.loss
-    if response_method not in RESPONSE_METHODS:
-        raise ValueError(f"response_method must be one of {list(RESPONSE_METHODS)}; got "
-                         f"{response_method!r}.")
+    check_response_method(response_method, spell)
     if response_method == "auto":
         if not classifier:
             response_method = "predict"
@@ -75,17 +86,18 @@ def response_function(est, model, response_method):
             return (lambda F: anp.exp(F - anp.max(F, axis=-1, keepdims=True))
                     / anp.sum(anp.exp(F - anp.max(F, axis=-1, keepdims=True)), axis=-1,
                               keepdims=True)), False
+        other = "decision_function" if classifier else "predict"
         raise ValueError(
             f"{type(est).__name__} has no probabilities to differentiate (its loss is "
-            f"{type(loss).__name__}); use response_method='decision_function'."
+            f"{type(loss).__name__}); use {spell(other)}."
         )
     if response_method == "predict" and classifier:
         raise ValueError(
             "A classifier's predict returns class labels, which do not change smoothly; use "
-            "response_method='predict_proba' or 'decision_function'."
+            f"{spell('predict_proba')} or {spell('decision_function')}."
         )
     if response_method == "decision_function" and not classifier:
-        raise ValueError("A regressor has no decision_function; use response_method='predict'.")
+        raise ValueError(f"A regressor has no decision_function; use {spell('predict')}.")
     if response_method == "predict" and not hasattr(loss, "inverse_link"):
         raise ValueError(f"predict is not a smooth output of {type(est).__name__}.")
     if response_method == "predict":  # the predicted mean, link^-1(f)
@@ -276,15 +288,15 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     return out
 
 
-def respond(est, model, F, method):
+def respond(est, model, F, method, spell=_as_argument):
     """Outputs ``F`` (n, K) as scikit-learn's ``predict_proba`` / ``decision_function`` /
-    ``predict`` would return them."""
+    ``predict`` would return them (``spell``: see :func:`response_function`)."""
     if method == "predict" and hasattr(est, "classes_"):
         classes = est.classes_
         if F.shape[1] == 1:
             return classes[(F[:, 0] > 0).astype(int)]
         return classes[np.argmax(F, axis=1)]
-    r, squeeze = response_function(est, model, method)
+    r, squeeze = response_function(est, model, method, spell)
     R = np.asarray(r(F))
     if method == "predict_proba" and squeeze:
         return np.column_stack([1.0 - R[:, 0], R[:, 0]])

@@ -42,6 +42,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._utils import user_stacklevel
 from .exceptions import SingularHessianError
 
 __all__ = [
@@ -515,7 +516,7 @@ class CGSolver:
                 f"residual {res[active].max():.2e} > tol={self.tol:g} for "
                 f"{active.size} right-hand side(s); increase maxiter or add damping.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return X[:, 0] if vec else X
 
@@ -793,7 +794,7 @@ class LissaSolver:
                 "max_depth, or use influence_solver='cg' (exact, fewer products) or "
                 "'direct'.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         X = total / len(self.steps)
         if squares is not None and not full and np.all(np.isfinite(X)):
@@ -821,7 +822,7 @@ class LissaSolver:
                 f"error is up to {worst:.2g} of its norm (tol={self.config.tol:g}). Raise "
                 "repeats or batch_size, or use influence_solver='cg' (exact).",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
 
     def _neumann(self, B, steps, rng):

@@ -108,7 +108,10 @@ def retrain_without(
     X_test, y_test : raw test rows and labels (a single test point is typical)
     indices : array-like, optional
         The training rows to remove one at a time: positions (fit order), a
-        boolean mask, or their labels when the rows carry labels. By default
+        boolean mask, or their labels when the rows carry labels. When the labels
+        are integers other than ``0 .. n-1`` (after ``train_test_split``), pass
+        labels as a pandas Index (e.g. ``top_training_rows(...).index``) and
+        positions as a numpy array; a list is refused as ambiguous. By default
         the ``top`` rows with the largest first-order influence summed over the
         test points.
     top : int, default=50

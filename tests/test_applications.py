@@ -1,5 +1,7 @@
 """Perturbation influence, Newton removal, validation and the paper's applications."""
 
+import warnings
+
 import numpy as np
 import pytest
 from autograd import elementwise_grad, grad
@@ -7,6 +9,7 @@ from sklearn.base import clone
 
 from skinfluence import (
     InfluenceLogisticRegression,
+    InfluenceRidge,
     RBFSmoothHingeSVC,
     aggregate_influence,
     label_audit,
@@ -228,6 +231,32 @@ def test_training_set_attack_flips_a_target(cancer):
     # the reported model is a real refit on the poisoned data
     refit = clone(clf).fit(res.X_poisoned, y)
     assert refit.predict(Xt[t : t + 1])[0] != yt[t]
+
+
+def test_training_set_attack_refuses_what_it_cannot_flip(cancer):
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X[:150], y[:150])
+    wrong = np.flatnonzero(clf.predict(Xt) != yt)[:1]
+    right = np.flatnonzero(clf.predict(Xt) == yt)[:1]
+    # a target already predicted wrongly would count as flipped before any step
+    with pytest.raises(ValueError, match=r"already predicts target\(s\) at position\(s\) \[1\]"):
+        training_set_attack(clf, Xt[np.r_[right, wrong]], yt[np.r_[right, wrong]])
+    # a regressor's prediction never equals its target: nothing to flip
+    with pytest.raises(ValueError, match="regressor"):
+        training_set_attack(InfluenceRidge().fit(X[:150], y[:150] * 1.0), Xt[:1], yt[:1])
+
+
+def test_training_set_attack_on_a_table_warns_nothing(cancer):
+    pd = pytest.importorskip("pandas")
+    X, y, Xt, yt = cancer
+    cols = [f"f{j}" for j in range(X.shape[1])]
+    clf = InfluenceLogisticRegression(**NEWTON).fit(pd.DataFrame(X[:150], columns=cols), y[:150])
+    t = int(np.flatnonzero(clf.predict(pd.DataFrame(Xt, columns=cols)) == yt)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the refits keep the table's feature names
+        res = training_set_attack(clf, pd.DataFrame(Xt[t : t + 1], columns=cols), yt[t : t + 1],
+                                  max_steps=2, schedule=([0],))
+    assert len(res.history) >= 1
 
 
 # -------------------------------------------------------------- label audit

@@ -15,6 +15,7 @@ from skinfluence import (
     InfluenceNotDefinedError,
     SingularHessianError,
     StationarityWarning,
+    explain,
 )
 
 from .oracle import oracle_quantities, per_sample_logistic_loss, theta_of
@@ -261,6 +262,79 @@ def test_no_penalty_nonsingular_and_singular(cancer):
         clf.self_influence()
     clf.set_params(damping=1e-3)
     assert np.all(np.isfinite(clf.self_influence()))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_separable_classes_without_penalty_are_refused_at_any_tol(n_classes):
+    # the optimum is at infinity: what the optimiser returns depends on where it
+    # stopped, so influence is refused whether or not it stopped early
+    rng = np.random.default_rng(0)
+    centres = 6.0 * np.eye(n_classes, 2)
+    y = np.repeat(np.arange(n_classes), 40)
+    X = centres[y] + rng.standard_normal((len(y), 2))
+    for kw in ({}, {"solver": "newton-cholesky", "tol": 1e-12}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scikit-learn's own convergence warnings
+            clf = InfluenceLogisticRegression(C=np.inf, **kw).fit(X, y)
+        assert np.all(clf.predict(X) == y)
+        with pytest.raises(SingularHessianError, match="separable"):
+            clf.influence_on_loss(X[:2], y[:2])
+        with pytest.raises(SingularHessianError, match="separable"):
+            explain(LogisticRegression(C=np.inf, **kw).fit(X, y), X, y).self_influence()
+    if n_classes == 2:  # one row on the wrong side: a finite optimum, influence is computed
+        y[0] = 1
+        clf = InfluenceLogisticRegression(C=np.inf, **NEWTON).fit(X, y)
+        assert np.all(np.isfinite(clf.self_influence()))
+
+
+def test_balanced_class_weights_warn_that_refits_recompute_them():
+    from sklearn.datasets import make_classification
+    from sklearn.utils import compute_class_weight
+
+    X, y = make_classification(300, 5, n_informative=3, n_redundant=0, weights=[0.85],
+                               random_state=0)
+    fixed = dict(zip([0, 1], compute_class_weight("balanced", classes=np.array([0, 1]), y=y)))
+    balanced = InfluenceLogisticRegression(C=1.0, class_weight="balanced", **NEWTON).fit(X, y)
+    held = InfluenceLogisticRegression(C=1.0, class_weight=fixed, **NEWTON).fit(X, y)
+    with pytest.warns(UserWarning, match="class_weight='balanced' is held"):
+        pred = balanced.influence_on_loss(X[:1], y[:1], kind="newton")[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # weights given as a dict: nothing to warn about
+        # what the warning says: the balanced weights are held at their fitted values
+        np.testing.assert_allclose(held.influence_on_loss(X[:1], y[:1], kind="newton")[0],
+                                   pred, rtol=1e-8, atol=1e-12)
+    # ... while a refit without a row recomputes them: the actual change differs
+    rows = np.argsort(-np.abs(pred))[:3]
+    change = {}
+    for name, clf in (("balanced", balanced), ("held", held)):
+        loss0 = clf.loss_values(X[:1], y[:1])[0]
+        change[name] = np.array([clone(clf).fit(np.delete(X, i, 0), np.delete(y, i))
+                                 .loss_values(X[:1], y[:1])[0] - loss0 for i in rows])
+    assert np.all(np.abs(change["balanced"] / change["held"] - 1) > 0.05)
+
+
+def test_settings_changed_after_fit_are_refused_until_refit(cancer):
+    # influence depends on C through the Hessian: C changed without a refit would
+    # describe coefficients that C did not produce
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(C=1.0, **NEWTON).fit(X, y)
+    before = clf.influence_on_loss(Xt[:3], yt[:3])
+    for change in ({"C": 2.0}, {"fit_intercept": False}, {"class_weight": "balanced"}):
+        est = clone(clf).fit(X, y).set_params(**change)
+        with pytest.raises(ValueError, match=f"changed after fit: {list(change)[0]}="):
+            est.influence_on_loss(Xt[:3], yt[:3])
+        with pytest.raises(ValueError, match="changed after fit"):
+            est._refit()  # the retraining tools' refits too
+        np.testing.assert_array_equal(est.fit(X, y).set_params(**change).coef_,
+                                      est.coef_)  # untouched until refit
+    # the influence settings and the optimiser's take effect without a refit
+    clf.set_params(damping=0.0, influence_solver="direct", tol=1e-3, max_iter=7, verbose=0)
+    np.testing.assert_allclose(clf.influence_on_loss(Xt[:3], yt[:3]), before, rtol=1e-12)
+    # refitting with the new setting is accepted, and setting it back is too
+    clf.set_params(C=2.0)
+    assert np.all(np.isfinite(clf.set_params(C=1.0).influence_on_loss(Xt[:3], yt[:3])))
+    clf.set_params(C=2.0, **NEWTON).fit(X, y)
+    assert not np.allclose(clf.influence_on_loss(Xt[:3], yt[:3]), before)
 
 
 def test_multinomial_no_penalty_uses_complement(wine):

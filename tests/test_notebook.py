@@ -7,6 +7,8 @@ of that pipeline, and explain() of the same pipeline with scikit-learn's own
 LogisticRegression (same coefficients, read without refitting).
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.compose import ColumnTransformer
@@ -80,8 +82,11 @@ def _same(a, b, rtol=1e-8):
 def _answers(kind, obj, pre, X, y, X_test, y_test):
     """Every tool's answer for one fitted thing, as plain numbers and labels."""
     Xt = _rows(kind, pre, X_test)
-    wrong = np.flatnonzero(sk.explain(obj).predict(Xt) != y_test.to_numpy())[:3]
+    predicted = sk.explain(obj).predict(Xt)
+    wrong = np.flatnonzero(predicted != y_test.to_numpy())[:3]
     Xw, yw = (Xt[wrong] if kind == "estimator" else Xt.iloc[wrong]), y_test.iloc[wrong]
+    right = np.flatnonzero(predicted == y_test.to_numpy())[:1]  # an attack flips these
+    Xr, yr = (Xt[right] if kind == "estimator" else Xt.iloc[right]), y_test.iloc[right]
     ex = sk.explain(obj)
     out = {
         "influence_on_loss": ex.influence_on_loss(Xt, y_test),
@@ -109,8 +114,7 @@ def _answers(kind, obj, pre, X, y, X_test, y_test):
                            Xt, y_test, n_repeats=1, check_fractions=(0.1, 0.3),
                            rankings=("self_influence",), random_state=0)
     out["label_audit"] = audit[["flips_found", "test_accuracy"]].to_numpy()
-    attack = sk.training_set_attack(obj, Xw[:1] if kind == "estimator" else Xw.iloc[:1],
-                                    yw.iloc[:1], step=0.1, box=1.0, max_steps=3,
+    attack = sk.training_set_attack(obj, Xr, yr, step=0.1, box=1.0, max_steps=3,
                                     schedule=([0],))
     out["attack"] = [h["target_loss"] for h in attack.history]
     out["attack_labels"] = attack.labels
@@ -309,3 +313,119 @@ def test_unsupported_final_step_is_named_before_data_is_asked_for():
     forest = make_pipeline(_preprocessing(), RandomForestClassifier(n_estimators=3)).fit(X, y)
     with pytest.raises(TypeError, match="cannot read the objective of a RandomForest"):
         sk.explain(forest)
+
+
+def test_integer_labels_are_not_read_as_positions():
+    # a RangeIndex frame split by train_test_split: the training labels are integers
+    # that are not 0 .. n-1, so a label list such as [277, 379] also looks like positions
+    from sklearn.model_selection import train_test_split
+
+    X, y = _table(160, 2)
+    X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0)
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)).fit(
+        X_tr, y_tr)
+    x, t = X_te.iloc[[0]], y_te.iloc[[0]]
+    top = sk.top_training_rows(pipe, x, t, k=2)
+    # labels as an Index (a result's .index) round-trip to the rows shown
+    res = sk.retrain_without(pipe, x, t, indices=top.index, kinds="remove")
+    assert list(res.labels) == list(top.index)
+    assert list(res.indices) == [X_tr.index.get_loc(label) for label in top.index]
+    _same(res.predicted["remove"][0], top["change_if_removed"].to_numpy())
+    # positions as a numpy array
+    pos = np.array([0, 5])
+    res = sk.retrain_without(pipe, x, t, indices=pos, kinds="remove")
+    assert list(res.labels) == list(X_tr.index[pos])
+    # a group by labels is the sum of its rows' first-order changes
+    group = sk.explain(pipe).group_influence_on_loss(x, t, [top.index])
+    np.testing.assert_allclose(group[0, 0], top["change_if_removed"].sum(), rtol=1e-10)
+    # a list could be either: refused, whether or not its values are valid positions
+    ambiguous = [int(v) for v in X_tr.index[:2]]
+    for call in (lambda: sk.retrain_without(pipe, x, t, indices=ambiguous),
+                 lambda: sk.explain(pipe).group_influence_on_loss(x, t, [ambiguous])):
+        with pytest.raises(ValueError, match="labels or positions"):
+            call()
+
+
+@pytest.mark.parametrize("final", ["skinfluence", "sklearn"])
+def test_explanation_refuses_a_refitted_model(final):
+    # a notebook re-runs its fit cell on other rows: the old explanation's labels and
+    # preprocessing no longer match the model's numbers
+    X, y = _table(120, 3)
+    est = (sk.InfluenceLogisticRegression(**TIGHT) if final == "skinfluence"
+           else LogisticRegression(**TIGHT))
+    pipe = make_pipeline(_preprocessing(), est).fit(X.iloc[:60], y.iloc[:60])
+    ex = sk.explain(pipe, X.iloc[:60], y.iloc[:60])
+    before = ex.self_influence(as_frame=True)
+    assert list(before.index) == list(X.index[:60])
+    pipe.fit(X.iloc[60:], y.iloc[60:])
+    with pytest.raises(ValueError, match="refitted after the explanation"):
+        ex.self_influence(as_frame=True)
+    with pytest.raises(ValueError, match="refitted after the explanation"):
+        sk.top_training_rows(ex, k=2)
+    fresh = sk.explain(pipe, X.iloc[60:], y.iloc[60:]).self_influence(as_frame=True)
+    assert list(fresh.index) == list(X.index[60:])
+
+
+def test_messages_name_what_the_user_called(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    pipe = objects["pipeline"]
+    with pytest.raises(ValueError, match="got 2 test rows"):
+        sk.smallest_flip_set(pipe, X_test.iloc[:2])
+    ridge = sk.InfluenceRidge().fit(pre.transform(X), y.to_numpy() * 1.0)
+    with pytest.raises(ValueError, match=r"use loo_predict\(\)"):
+        ridge.loo_predict_proba()
+    with pytest.raises(ValueError, match="method='predict'"):
+        ridge.approx_cross_val_predict("decision_function")
+    with pytest.raises(ValueError, match="Unknown response method 'bogus'; use one of method="):
+        ridge.approx_cross_val_predict("bogus")
+    with pytest.raises(ValueError, match="not a classifier"):
+        sk.label_audit(make_pipeline(_preprocessing(), sk.InfluenceRidge()), X, y * 1.0,
+                       X_test, y_test * 1.0)
+    from skinfluence.plotting import plot_influence_vs_distance
+    with pytest.raises(ValueError, match="lengths"):
+        plot_influence_vs_distance(np.zeros(5), np.zeros(3))
+
+
+def test_warnings_point_at_the_callers_line():
+    X, y = _table(80, 4)
+
+    def loose():  # stopped far from the optimum: influence warns on first use
+        pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(max_iter=2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pipe.fit(X, y)
+
+    for call in (lambda: loose()[-1].self_influence(),
+                 lambda: sk.explain(loose()).influence_on_loss(X.iloc[:2], y.iloc[:2]),
+                 lambda: sk.top_training_rows(loose(), X.iloc[:2], y.iloc[:2], k=2)):
+        with pytest.warns(sk.StationarityWarning) as record:
+            call()
+        assert record[0].filename == __file__, record[0].filename
+
+
+def test_frames_of_one_named_table_have_distinct_axis_names(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    # X and X_test carry an index named "passenger": the two axes must not share it
+    frame = sk.explain(objects["pipeline"]).influence_on_loss(X_test.iloc[:2], y_test.iloc[:2],
+                                                              as_frame=True)
+    assert (frame.index.name, frame.columns.name) == ("test_row", "train_row")
+    long = frame.stack().reset_index()
+    assert list(long.columns[:2]) == ["test_row", "train_row"] and len(long) == 2 * len(X)
+
+
+def test_multiclass_prediction_influence_as_a_long_frame():
+    X, y = _table(90, 5)
+    y3 = pd.Series(np.where(X.pclass == "1st", "a", np.where(X.sex == "male", "b", "c")),
+                   index=X.index)
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)).fit(X, y3)
+    ex = sk.explain(pipe)
+    cube = ex.influence_on_prediction(X.iloc[:2], kind="remove")
+    rows = pipe[:-1].transform(X.iloc[:2])
+    for frame in (ex.influence_on_prediction(X.iloc[:2], kind="remove", as_frame=True),
+                  pipe[-1].influence_on_prediction(rows, kind="remove", as_frame=True)):
+        assert list(frame.columns) == ["a", "b", "c"] and frame.shape == (2 * len(X), 3)
+        np.testing.assert_array_equal(frame.to_numpy(), cube.reshape(-1, 3))
+        assert frame.index[len(X) + 4][1] == X.index[4]
+    labelled = ex.influence_on_prediction(X.iloc[:2], kind="remove", as_frame=True)
+    assert labelled.index[len(X) + 4] == (X.index[1], X.index[4])
