@@ -160,17 +160,34 @@ def check_training_rows(X, y, sample_weight=None):
     _check_aligned(X, sample_weight, "sample_weight")
 
 
-def _is_pandas(obj):
-    """Whether ``obj`` is a pandas Index or Series (labelled values)."""
-    return type(obj).__module__.split(".")[0] == "pandas" and (
-        hasattr(obj, "get_indexer") or type(obj).__name__ == "Series")
+def _is_index(obj):
+    """Whether ``obj`` is a pandas Index (labels by construction)."""
+    return type(obj).__module__.split(".")[0] == "pandas" and hasattr(obj, "get_indexer")
 
 
-def _labels_are_not_positions(index, n):
-    """Whether the training rows carry integer labels other than ``0 .. n-1``."""
-    if index is None or index.dtype.kind not in "iu":
+def _numbers_are_ambiguous(index, n):
+    """Whether the training rows carry numeric labels other than ``0 .. n-1``, so that
+    a number could name a row by label or by position."""
+    if index is None or getattr(index, "nlevels", 1) > 1 or index.dtype.kind not in "iuf":
         return False
     return not np.array_equal(np.asarray(index), np.arange(n))
+
+
+def _label_positions(index, labels, what):
+    """Positions of ``labels`` (a list) in the training rows' ``index``."""
+    if not index.is_unique:
+        raise ValueError(
+            f"The training rows' labels are not unique, so {what} cannot be chosen by label; "
+            "pass positions (a numpy array, fit order) or a boolean mask."
+        )
+    pos = index.get_indexer(labels) if labels else np.empty(0, dtype=np.intp)
+    if np.any(pos < 0):
+        missing = [v for v, p in zip(labels, pos) if p < 0][:3]
+        raise ValueError(
+            f"{what.capitalize()} {missing} are not labels of training rows; pass labels "
+            "from the training index, positions or a mask."
+        )
+    return np.asarray(pos, dtype=np.intp)
 
 
 def positions_of(rows, index, n, what="rows"):
@@ -180,38 +197,47 @@ def positions_of(rows, index, n, what="rows"):
     ``n`` (a pandas Series is aligned on its index with the training labels);
     or, when the training rows carry labels (``index``), those labels.
 
-    When those labels are integers other than ``0 .. n-1`` (a DataFrame split by
-    ``train_test_split``), integers are read as ``.loc`` and ``.iloc`` would
-    read them: a pandas Index or Series holds labels (``result.index``), a numpy
-    array holds positions (``np.argsort(model.self_influence())``), and a list
-    or a scalar, which could be either, is refused.
+    When those labels are numbers other than ``0 .. n-1`` (a DataFrame split by
+    ``train_test_split``), a number could be either: a pandas Index holds labels
+    (``result.index``), a numpy array holds positions in fit order (as the
+    library's arrays are: ``np.argsort(model.self_influence())``), and anything
+    else -- a list, a Series, a scalar -- is refused.
     """
     if hasattr(rows, "index") and hasattr(rows, "dtype") and not callable(rows.index) \
             and rows.dtype == bool:
         if index is not None:
             if not rows.index.equals(index):
-                if len(rows) != len(index) or not rows.index.sort_values().equals(
-                        index.sort_values()):
+                if not index.is_unique or len(rows) != len(index) or not \
+                        rows.index.sort_values().equals(index.sort_values()):
                     raise ValueError(
                         f"The boolean mask of {what} is indexed by other labels than the "
-                        "training rows; build it from the training DataFrame (or pass "
-                        "a numpy mask in fit order)."
+                        "training rows (or they are not unique); build it from the "
+                        "training DataFrame, or pass a numpy mask in fit order."
                     )
                 rows = rows.reindex(index)
         rows = rows.to_numpy()
-    labelled = _is_pandas(rows)
-    if _labels_are_not_positions(index, n) and not isinstance(rows, np.ndarray) \
-            and not labelled and np.asarray(rows).dtype.kind in "iu":
+    if index is not None and getattr(index, "nlevels", 1) > 1 and not isinstance(
+            rows, np.ndarray) and not _is_index(rows):
+        rows = list(rows) if isinstance(rows, (list, tuple)) else [rows]
+        if all(isinstance(r, tuple) for r in rows):  # labels of a MultiIndex
+            return _label_positions(index, rows, what)
+    is_index = _is_index(rows)
+    if _numbers_are_ambiguous(index, n) and not isinstance(rows, np.ndarray) \
+            and not is_index and np.asarray(rows).dtype.kind in "iuf":
         shown = np.asarray(rows).ravel()[:3].tolist()
         raise ValueError(
             f"The {what} {shown} could be labels or positions: the training rows' index "
-            f"holds integers other than 0 .. {n - 1}. Pass labels as a pandas Index, e.g. "
+            f"holds numbers other than 0 .. {n - 1}. Pass labels as a pandas Index, e.g. "
             "pd.Index([...]) or a result's .index, or positions (fit order) as a numpy "
             "array, e.g. np.array([...])."
         )
+    if is_index and index is not None and rows.dtype != bool and (
+            getattr(index, "nlevels", 1) > 1 or index.dtype.kind in "iuf"):
+        return _label_positions(index, list(rows), what)
     g = np.asarray(rows)
-    if labelled and g.dtype.kind in "iu" and index is not None and index.dtype.kind in "iu":
-        g = g.astype(object)  # labels, looked up in the index below
+    if g.ndim > 1:
+        raise ValueError(f"A selection of {what} is one-dimensional (positions, labels or a "
+                         f"mask); got shape {g.shape}.")
     if g.dtype == bool:
         if g.ndim != 1 or len(g) != n:
             raise ValueError(f"A boolean mask of {what} must have one entry per training row "
@@ -224,14 +250,8 @@ def positions_of(rows, index, n, what="rows"):
                 f"{what.capitalize()} are integer positions (0 .. {n - 1}) or boolean masks "
                 f"(the training rows carry no labels); got values of dtype {g.dtype}."
             )
-        pos = index.get_indexer(g) if index.is_unique else np.full(len(g), -2)
-        if np.any(pos < 0):
-            missing = [v for v, p in zip(g.tolist(), pos) if p < 0][:3]
-            raise ValueError(
-                f"{what.capitalize()} {missing} are not labels of training rows (labels "
-                "must be unique); pass labels from the training index, positions or a mask."
-            )
-        return pos.astype(np.intp)
+        return _label_positions(index, list(rows) if isinstance(rows, (list, tuple))
+                                else g.tolist(), what)
     g = g.astype(np.intp)
     if g.size and (g.min() < 0 or g.max() >= n):
         raise ValueError(f"Positions of {what} must lie in 0 .. {n - 1}; got "

@@ -21,6 +21,7 @@ quantities and their validation -- lives here. Conventions are those of
 ``H = grad^2 R(theta_hat) + damping * I``.
 """
 
+import copy
 import warnings
 from dataclasses import dataclass
 
@@ -71,10 +72,25 @@ __all__ = ["InfluenceMixin", "InfluenceModel", "StationarityReport"]
 
 #: Parameters that may change after fit without a refit: the influence settings
 #: (read at use) and the optimiser's settings (they do not define the objective).
-NOT_OBJECTIVE_PARAMS = frozenset({
-    "damping", "influence_solver", "influence_t", "estimator", "tol", "max_iter",
-    "warm_start", "verbose", "n_jobs", "copy_X", "dual", "random_state",
+INFLUENCE_PARAMS = frozenset({"damping", "influence_solver", "influence_t"})
+NOT_OBJECTIVE_PARAMS = INFLUENCE_PARAMS | frozenset({
+    "estimator", "tol", "max_iter", "warm_start", "verbose", "n_jobs", "copy_X", "dual",
+    "random_state",
 })
+
+
+def _same_setting(a, b):
+    """Whether two parameter values are the same setting (``1 == 1.0``; arrays and
+    objects by value, else by ``repr``)."""
+    try:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return np.shape(a) == np.shape(b) and bool(np.all(np.asarray(a) == np.asarray(b)))
+        same = a == b
+        if isinstance(same, (bool, np.bool_)):
+            return bool(same)
+    except (TypeError, ValueError):
+        pass
+    return repr(a) == repr(b)
 
 #: Largest per-row second derivative below which an unpenalised fit has run off
 #: to infinity (separable classes): influence is refused.
@@ -747,7 +763,7 @@ class InfluenceMixin:
         self._check_influence_supported()
         # any parameter may change the influence model (damping, solver, a
         # smooth-hinge influence_t...): key the cache on all of them
-        key = tuple(sorted((k, repr(v)) for k, v in self.get_params(deep=False).items()))
+        key = self._influence_key()
         cache = self.__dict__.setdefault("_influence_cache", {})
         if key not in cache:
             cache.clear()
@@ -773,9 +789,9 @@ class InfluenceMixin:
                 warnings.warn(
                     "class_weight='balanced' is held at its fitted values; a refit without "
                     "a row recomputes it, so kind='remove' and 'newton' miss that part of "
-                    "retraining's change (10-14% of the top rows' effects on 300 rows with "
-                    "a 15% class). Pass the weights as a dict (compute_class_weight("
-                    "'balanced', classes=classes, y=y)) for influence that matches refits.",
+                    "retraining's change (more, the smaller the row's class). Pass the "
+                    "weights as a dict (compute_class_weight('balanced', classes=classes, "
+                    "y=y)) for influence that matches refits.",
                     UserWarning,
                     stacklevel=user_stacklevel(),
                 )
@@ -794,26 +810,31 @@ class InfluenceMixin:
         return X
 
     def _fitted_model(self):
-        """The influence model of a fitted estimator, without building the Hessian."""
+        """The influence model of a fitted estimator, without building the Hessian
+        (losses and outputs: the penalty's settings do not enter)."""
         check_is_fitted(self)
-        self._check_params()
+        self._check_params(objective=False)
         self._check_influence_supported()
         return self._influence_model()
 
-    def _check_params(self):
+    def _check_params(self, objective=True):
         """Parameters set after fit are checked at use: invalid values
         (``set_params(damping=-1)``) are refused, and so are changes to the fitted
         objective (``set_params(C=2)`` without a refit) -- influence describes the
         fitted model, whose coefficients those settings did not produce."""
         if getattr(self, "_parameter_constraints", None):
             self._validate_params()
+        if objective:
+            self._check_objective_unchanged()
+
+    def _check_objective_unchanged(self):
         fitted = getattr(self, "_fit_params", None)
         if fitted is None:  # fitted by an older version, or not through fit
             return
         now = self._objective_params()
-        changed = [k for k in fitted if now.get(k) != fitted[k]]
+        changed = [k for k in fitted if not _same_setting(now.get(k), fitted[k])]
         if changed:
-            what = ", ".join(f"{k}={now.get(k)} (fitted with {fitted[k]})" for k in changed)
+            what = ", ".join(f"{k}={now.get(k)!r} (fitted with {fitted[k]!r})" for k in changed)
             raise ValueError(
                 f"{type(self).__name__} was changed after fit: {what}. Influence describes "
                 "the fitted model, and these settings did not produce its coefficients. "
@@ -821,10 +842,24 @@ class InfluenceMixin:
                 "take effect without a refit."
             )
 
+    #: Parameters of this estimator that do not shape its objective, beyond
+    #: ``NOT_OBJECTIVE_PARAMS`` (e.g. Ridge's ``solver``).
+    _not_objective_params = frozenset()
+
     def _objective_params(self):
-        """``repr`` of each parameter that shapes the fitted objective."""
-        return {k: repr(v) for k, v in self.get_params(deep=False).items()
-                if k not in NOT_OBJECTIVE_PARAMS}
+        """A copy of each parameter that shapes the fitted objective."""
+        skip = NOT_OBJECTIVE_PARAMS | self._not_objective_params
+        return {k: copy.deepcopy(v) for k, v in self.get_params(deep=False).items()
+                if k not in skip}
+
+    def _influence_key(self):
+        """What the influence state depends on: the objective's settings and the
+        influence settings, not the optimiser's (``tol``, ``verbose``, ...)."""
+        skip = (NOT_OBJECTIVE_PARAMS | self._not_objective_params) - INFLUENCE_PARAMS
+        fitted = getattr(self, "_fit_params", None) or {}
+        return tuple(sorted(
+            (k, repr(fitted[k] if k in fitted and _same_setting(v, fitted[k]) else v))
+            for k, v in self.get_params(deep=False).items() if k not in skip))
 
     def _validate_test(self, X, y):
         check_test_rows(X, y)
@@ -1183,6 +1218,7 @@ class InfluenceMixin:
         self._dask_targets = targets
         self._fit_X, self._fit_y, self._fit_sample_weight = X, y, sample_weight
         self._fit_Y = self._fit_s = self._fit_index = None
+        self._fit_params = self._objective_params()
         self._influence_cache = {}
         return n_iter + it
 

@@ -394,6 +394,11 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
     def _class_weight_setting(self):
         return self._reading.class_weight
 
+    @property
+    def _user_name(self):
+        """The explained estimator's name, for messages."""
+        return type(self.estimator).__name__
+
     def _validate_test(self, X, y):
         with _named(self):
             return super()._validate_test(X, y)

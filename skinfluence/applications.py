@@ -259,7 +259,7 @@ def training_set_attack(
     X0 = X0.toarray() if hasattr(X0, "toarray") else np.array(X0, dtype=float)
     y = ex.y_train_
     weights = _base_weights(ex.model_)
-    y_target = np.asarray(y_target)
+    y_target = np.atleast_1d(np.asarray(y_target))
     pert = ex.perturbation_influence(X_target, y_target).sum(axis=0)
     wrong = np.flatnonzero(ex.predict(X_target) != y_target)
     if wrong.size:
@@ -292,7 +292,7 @@ def training_set_attack(
             if flipped.all():
                 break
         result = AttackResult(X, rows, flipped, history, model,
-                              list(row_labels(ex.train_index_, rows)))
+                              row_labels(ex.train_index_, rows).tolist())
         if result.success:
             break
     return result

@@ -279,7 +279,7 @@ class Explanation(BaseEstimator):
     def _set_parts(self, preprocessor, model, final, X_train, train_index):
         self.preprocessor_ = preprocessor
         self._model = model
-        self._fitted_as = _fit_signature(final)
+        self._fitted_as = _fit_signature(final, preprocessor)
         self.final_estimator_ = final
         self.X_train_ = X_train
         self.train_index_ = train_index if train_index is not None else model._fit_index
@@ -310,12 +310,14 @@ class Explanation(BaseEstimator):
         """The influence model of the final step (refused once the step was refitted)."""
         if "_model" not in self.__dict__:
             raise AttributeError("'Explanation' object has no attribute 'model_'")
-        if not _same_signature(self._fitted_as, _fit_signature(self.final_estimator_)):
+        if not _same_signature(self._fitted_as, _fit_signature(self.final_estimator_,
+                                                               self.preprocessor_)):
             raise ValueError(
-                f"The {type(self.final_estimator_).__name__} explained here was refitted "
-                "after the explanation was made (its coefficients changed): its numbers "
-                "would be labelled with the old rows. Call skinfluence.explain(...) again "
-                "on the refitted model."
+                f"The {type(self.final_estimator_).__name__} explained here (or its "
+                "preprocessing) was refitted or changed after the explanation was made: "
+                "its numbers would be labelled with the old rows, or test rows would go "
+                "through other preprocessing than the training rows did. Call "
+                "skinfluence.explain(...) again on the refitted model."
             )
         return self._model
 
@@ -435,11 +437,11 @@ class Explanation(BaseEstimator):
                                 as_frame=False):
         """:meth:`InfluenceMixin.group_influence_on_loss` on raw test rows.
 
-        ``groups`` are positions or boolean masks over the training rows (a
-        dict names them).
+        ``groups`` are positions, boolean masks or labels of the training rows
+        (as :attr:`train_index_` labels them; a dict names the groups).
         """
-        out = self.model_.group_influence_on_loss(self._rows(X_test, y_test), y_test, groups,
-                                                  kind=kind)
+        out = self.model_.group_influence_on_loss(self._rows(X_test, y_test), y_test,
+                                                  self._group_rows(groups), kind=kind)
         if not as_frame:
             return out
         names = list(groups) if isinstance(groups, dict) else None
@@ -569,20 +571,45 @@ _DROP_INS = {
 }
 
 
-def _fit_signature(est):
-    """What changes when ``est`` is refitted: its coefficients (a copy) and, for a
-    skinfluence estimator, the number of rows it keeps."""
-    coef = getattr(est, "coef_", None)
+def _fitted_objects(obj, out, depth=0):
+    """The fitted arrays and estimators (attributes ``name_``) of ``obj`` and of the
+    estimators inside it, in a fixed order: a refit replaces them with new objects."""
+    if depth > 10:
+        return out
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            _fitted_objects(item, out, depth + 1)
+        return out
+    if not hasattr(obj, "get_params"):
+        return out
+    for name, value in sorted(vars(obj).items()):
+        if name.endswith("_") and not name.startswith("_"):
+            if isinstance(value, np.ndarray) or sp.issparse(value) or hasattr(
+                    value, "get_params"):
+                out.append(value)
+            _fitted_objects(value, out, depth + 1)
+    for value in obj.get_params(deep=False).values():  # a Pipeline's steps, a wrapped model
+        if hasattr(value, "get_params") or isinstance(value, (list, tuple)):
+            _fitted_objects(value, out, depth + 1)
+    return out
+
+
+def _fit_signature(final, preprocessor):
+    """What a refit of the explained thing changes: the fitted objects of the final
+    step and of the preprocessing (kept, so that their identities stay theirs), and
+    the final step's coefficients (a copy: edits in place)."""
+    objects = _fitted_objects(final, []) + _fitted_objects(preprocessor, [])
+    coef = getattr(final, "coef_", None)
     if sp.issparse(coef):
         coef = coef.toarray()
     coef = None if coef is None else np.array(coef, dtype=np.float64, copy=True)
-    rows = getattr(est, "_fit_X", None)
-    return coef, None if rows is None else rows.shape
+    return objects, coef
 
 
 def _same_signature(a, b):
-    return a[1] == b[1] and (a[0] is None) == (b[0] is None) and (
-        a[0] is None or (a[0].shape == b[0].shape and np.array_equal(a[0], b[0])))
+    return len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0])) and (
+        (a[1] is None) == (b[1] is None)) and (
+        a[1] is None or (a[1].shape == b[1].shape and np.array_equal(a[1], b[1])))
 
 
 def _drop_in(est):

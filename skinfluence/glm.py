@@ -74,6 +74,8 @@ def glm_influence_model(est, total_weight):
 class _InfluenceGLM(InfluenceMixin):
     """What the three GLMs share: scikit-learn's fit, then the stored data."""
 
+    _not_objective_params = frozenset({"solver"})  # any solver reaches the same optimum
+
     def fit(self, X, y, sample_weight=None):
         """Fit exactly as the scikit-learn GLM does, and keep the training data.
 

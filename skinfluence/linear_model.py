@@ -320,6 +320,8 @@ class InfluenceRidge(InfluenceMixin, Ridge):
     (2, 300)
     """
 
+    _not_objective_params = frozenset({"solver"})  # any solver reaches the same optimum
+
     _parameter_constraints: dict = {**Ridge._parameter_constraints, **_INFLUENCE_CONSTRAINTS}
 
     def __init__(

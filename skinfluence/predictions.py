@@ -88,7 +88,7 @@ def response_function(est, model, response_method, spell=_as_argument):
                               keepdims=True)), False
         other = "decision_function" if classifier else "predict"
         raise ValueError(
-            f"{type(est).__name__} has no probabilities to differentiate (its loss is "
+            f"{getattr(est, '_user_name', type(est).__name__)} has no probabilities to differentiate (its loss is "
             f"{type(loss).__name__}); use {spell(other)}."
         )
     if response_method == "predict" and classifier:
@@ -99,7 +99,7 @@ def response_function(est, model, response_method, spell=_as_argument):
     if response_method == "decision_function" and not classifier:
         raise ValueError(f"A regressor has no decision_function; use {spell('predict')}.")
     if response_method == "predict" and not hasattr(loss, "inverse_link"):
-        raise ValueError(f"predict is not a smooth output of {type(est).__name__}.")
+        raise ValueError(f"predict is not a smooth output of {getattr(est, '_user_name', type(est).__name__)}.")
     if response_method == "predict":  # the predicted mean, link^-1(f)
         return loss.inverse_link, model.coef.shape[0] == 1
     return (lambda F: F), model.coef.shape[0] == 1

@@ -56,6 +56,9 @@ def test_logistic_on_cluster_matches_in_memory(client, request, data):
     np.testing.assert_array_equal(idx, np.argsort(ref.sum(0))[:4])
     idx, vals = most_influential(dm, Xt[:5], yt[:5], k=4, which="helpful")
     np.testing.assert_array_equal(idx, np.argsort(-ref.sum(0))[:4])
+    # the blockwise fit records its settings too: a C changed without a refit is refused
+    with pytest.raises(ValueError, match="changed after fit: C=5.0"):
+        dm.set_params(C=5.0).self_influence()
 
 
 def test_smooth_hinge_on_cluster_matches_in_memory(client, cancer):

@@ -429,3 +429,24 @@ def test_stationarity_warning_is_calibrated_to_the_error_of_influence(data):
     assert warned == (actual > 0.01) == (not report.is_stationary), (actual, report)
     # the estimate is the right size (measured: fair 6.5e-4 vs 3.2e-4; raw 2.1 vs 0.89)
     assert actual / 4 < report.relative_error < actual * 4
+
+
+def test_same_settings_after_fit_are_not_changes(cancer):
+    from skinfluence import InfluenceRidge
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(C=1.0, class_weight="balanced", **NEWTON).fit(X, y)
+    with pytest.warns(UserWarning, match="balanced"):
+        before = clf.self_influence()
+    # the same value in another type, and the optimiser's settings: no refit, no rebuild
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the balanced warning would come back on a rebuild
+        clf.set_params(C=1, verbose=1, tol=1e-3, n_jobs=2)
+        np.testing.assert_array_equal(clf.self_influence(), before)
+    ridge = InfluenceRidge(alpha=1.0, solver="cholesky").fit(X, y * 1.0)
+    expected = ridge.self_influence()
+    ridge.set_params(solver="lsqr", alpha=np.float64(1.0))  # Ridge's solvers share one optimum
+    np.testing.assert_array_equal(ridge.self_influence(), expected)
+    # losses need no penalty: asked after a change, they are the fitted model's
+    np.testing.assert_array_equal(clf.set_params(C=3.0).loss_values(Xt[:3], yt[:3]),
+                                  clf.set_params(C=1.0).loss_values(Xt[:3], yt[:3]))

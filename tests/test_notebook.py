@@ -359,12 +359,22 @@ def test_explanation_refuses_a_refitted_model(final):
     before = ex.self_influence(as_frame=True)
     assert list(before.index) == list(X.index[:60])
     pipe.fit(X.iloc[60:], y.iloc[60:])
-    with pytest.raises(ValueError, match="refitted after the explanation"):
+    with pytest.raises(ValueError, match="refitted or changed after the explanation"):
         ex.self_influence(as_frame=True)
-    with pytest.raises(ValueError, match="refitted after the explanation"):
+    with pytest.raises(ValueError, match="refitted or changed after the explanation"):
         sk.top_training_rows(ex, k=2)
-    fresh = sk.explain(pipe, X.iloc[60:], y.iloc[60:]).self_influence(as_frame=True)
+    ex = sk.explain(pipe, X.iloc[60:], y.iloc[60:])
+    fresh = ex.self_influence(as_frame=True)
     assert list(fresh.index) == list(X.index[60:])
+    # a pickled explanation keeps its model's identity: still usable
+    import pickle
+
+    again = pickle.loads(pickle.dumps(ex))
+    _same(again.self_influence(), ex.self_influence())
+    # the preprocessing alone refitted: test rows would be scaled unlike the kept rows
+    pipe[0].fit(X.iloc[:60])
+    with pytest.raises(ValueError, match="refitted or changed"):
+        ex.influence_on_loss(X.iloc[:2], y.iloc[:2])
 
 
 def test_messages_name_what_the_user_called(fitted):
@@ -429,3 +439,46 @@ def test_multiclass_prediction_influence_as_a_long_frame():
         assert frame.index[len(X) + 4][1] == X.index[4]
     labelled = ex.influence_on_prediction(X.iloc[:2], kind="remove", as_frame=True)
     assert labelled.index[len(X) + 4] == (X.index[1], X.index[4])
+
+
+def test_groups_and_rows_resolve_against_the_labels_shown():
+    # y as an array: the final step sees no labels, the explanation takes them from X
+    X, y = _table(120, 6)
+    X_tr = X.iloc[20:]
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT)).fit(
+        X_tr, y.iloc[20:].to_numpy())
+    ex = sk.explain(pipe, X_tr, y.iloc[20:].to_numpy())
+    x, t = X.iloc[:1], y.iloc[:1]
+    labels = pd.Index(X_tr.index[[5, 17, 40]])
+    by_labels = ex.group_influence_on_loss(x, t, [labels])
+    by_positions = ex.group_influence_on_loss(x, t, [np.array([5, 17, 40])])
+    _same(by_labels, by_positions)
+    np.testing.assert_allclose(by_labels[0, 0], ex.influence_on_loss(
+        x, t, kind="remove")[0, [5, 17, 40]].sum(), rtol=1e-10)
+    mask = pd.Series(X_tr.index.isin(labels), index=X_tr.index).sample(frac=1.0,
+                                                                        random_state=1)
+    _same(ex.group_influence_on_loss(x, t, [mask]), by_labels)
+
+
+def test_number_labels_selection_rules():
+    from skinfluence._frames import positions_of
+
+    ints = pd.Index([50, 10, 30, 20])
+    np.testing.assert_array_equal(positions_of(pd.Index([30, 50]), ints, 4), [2, 0])
+    np.testing.assert_array_equal(positions_of(np.array([3, 1]), ints, 4), [3, 1])
+    for ambiguous in ([30, 50], pd.Series([0, 2]), 2, (1,)):
+        with pytest.raises(ValueError, match="labels or positions"):
+            positions_of(ambiguous, ints, 4)
+    floats = pd.Index([3.0, 1.0, 0.0, 2.0])  # a permutation of 0 .. n-1 as floats
+    np.testing.assert_array_equal(positions_of(pd.Index([1, 2]), floats, 4), [1, 3])
+    with pytest.raises(ValueError, match="labels or positions"):
+        positions_of([1, 2], floats, 4)
+    # 0 .. n-1 in order: labels are positions, anything goes
+    np.testing.assert_array_equal(positions_of([2, 0], pd.RangeIndex(4), 4), [2, 0])
+    multi = pd.MultiIndex.from_tuples([(1, "a"), (1, "b"), (2, "a")])
+    np.testing.assert_array_equal(positions_of([(2, "a"), (1, "a")], multi, 3), [2, 0])
+    np.testing.assert_array_equal(positions_of(multi[[1]], multi, 3), [1])
+    with pytest.raises(ValueError, match="not unique"):
+        positions_of(pd.Index([7]), pd.Index([7, 7, 8]), 3)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        positions_of(np.array([[0, 1]]), None, 3)
