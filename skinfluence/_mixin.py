@@ -759,11 +759,12 @@ class InfluenceMixin:
                 f"This {type(self).__name__} was fitted without its training data "
                 "being stored; refit it with its own `fit` to compute influence."
             )
-        self._check_params()
+        params = self.get_params(deep=False)
+        self._check_params(params=params)
         self._check_influence_supported()
-        # any parameter may change the influence model (damping, solver, a
-        # smooth-hinge influence_t...): key the cache on all of them
-        key = self._influence_key()
+        # the objective's settings and the influence settings (damping, solver, a
+        # smooth-hinge influence_t...) shape the state: key the cache on them
+        key = self._influence_key(params)
         cache = self.__dict__.setdefault("_influence_cache", {})
         if key not in cache:
             cache.clear()
@@ -817,7 +818,7 @@ class InfluenceMixin:
         self._check_influence_supported()
         return self._influence_model()
 
-    def _check_params(self, objective=True):
+    def _check_params(self, objective=True, params=None):
         """Parameters set after fit are checked at use: invalid values
         (``set_params(damping=-1)``) are refused, and so are changes to the fitted
         objective (``set_params(C=2)`` without a refit) -- influence describes the
@@ -825,13 +826,13 @@ class InfluenceMixin:
         if getattr(self, "_parameter_constraints", None):
             self._validate_params()
         if objective:
-            self._check_objective_unchanged()
+            self._check_objective_unchanged(params)
 
-    def _check_objective_unchanged(self):
+    def _check_objective_unchanged(self, params=None):
         fitted = getattr(self, "_fit_params", None)
         if fitted is None:  # fitted by an older version, or not through fit
             return
-        now = self._objective_params()
+        now = self.get_params(deep=False) if params is None else params
         changed = [k for k in fitted if not _same_setting(now.get(k), fitted[k])]
         if changed:
             what = ", ".join(f"{k}={now.get(k)!r} (fitted with {fitted[k]!r})" for k in changed)
@@ -852,14 +853,14 @@ class InfluenceMixin:
         return {k: copy.deepcopy(v) for k, v in self.get_params(deep=False).items()
                 if k not in skip}
 
-    def _influence_key(self):
+    def _influence_key(self, params):
         """What the influence state depends on: the objective's settings and the
         influence settings, not the optimiser's (``tol``, ``verbose``, ...)."""
         skip = (NOT_OBJECTIVE_PARAMS | self._not_objective_params) - INFLUENCE_PARAMS
         fitted = getattr(self, "_fit_params", None) or {}
         return tuple(sorted(
             (k, repr(fitted[k] if k in fitted and _same_setting(v, fitted[k]) else v))
-            for k, v in self.get_params(deep=False).items() if k not in skip))
+            for k, v in params.items() if k not in skip))
 
     def _validate_test(self, X, y):
         check_test_rows(X, y)

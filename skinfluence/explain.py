@@ -310,8 +310,7 @@ class Explanation(BaseEstimator):
         """The influence model of the final step (refused once the step was refitted)."""
         if "_model" not in self.__dict__:
             raise AttributeError("'Explanation' object has no attribute 'model_'")
-        if not _same_signature(self._fitted_as, _fit_signature(self.final_estimator_,
-                                                               self.preprocessor_)):
+        if not _unchanged(self._fitted_as, self.final_estimator_):
             raise ValueError(
                 f"The {type(self.final_estimator_).__name__} explained here (or its "
                 "preprocessing) was refitted or changed after the explanation was made: "
@@ -571,45 +570,53 @@ _DROP_INS = {
 }
 
 
-def _fitted_objects(obj, out, depth=0):
-    """The fitted arrays and estimators (attributes ``name_``) of ``obj`` and of the
-    estimators inside it, in a fixed order: a refit replaces them with new objects."""
+def _fitted_slots(obj, out, depth=0):
+    """``(owner, name, value)`` for the fitted arrays and estimators (attributes
+    ``name_``) of ``obj`` and of the estimators inside it: a refit puts new objects
+    in those slots."""
     if depth > 10:
         return out
     if isinstance(obj, (list, tuple)):
         for item in obj:
-            _fitted_objects(item, out, depth + 1)
+            _fitted_slots(item, out, depth + 1)
         return out
     if not hasattr(obj, "get_params"):
         return out
-    for name, value in sorted(vars(obj).items()):
+    for name, value in vars(obj).items():
         if name.endswith("_") and not name.startswith("_"):
             if isinstance(value, np.ndarray) or sp.issparse(value) or hasattr(
-                    value, "get_params"):
-                out.append(value)
-            _fitted_objects(value, out, depth + 1)
+                    value, "get_params") or isinstance(value, (list, tuple)):
+                out.append((obj, name, value))
+            _fitted_slots(value, out, depth + 1)
     for value in obj.get_params(deep=False).values():  # a Pipeline's steps, a wrapped model
         if hasattr(value, "get_params") or isinstance(value, (list, tuple)):
-            _fitted_objects(value, out, depth + 1)
+            _fitted_slots(value, out, depth + 1)
     return out
 
 
 def _fit_signature(final, preprocessor):
-    """What a refit of the explained thing changes: the fitted objects of the final
-    step and of the preprocessing (kept, so that their identities stay theirs), and
-    the final step's coefficients (a copy: edits in place)."""
-    objects = _fitted_objects(final, []) + _fitted_objects(preprocessor, [])
+    """What a refit of the explained thing changes: the fitted slots of the final step
+    and of the preprocessing (their objects kept, so that identities stay theirs),
+    and the final step's coefficients (a copy: edits in place)."""
+    slots = _fitted_slots(final, []) + _fitted_slots(preprocessor, [])
     coef = getattr(final, "coef_", None)
     if sp.issparse(coef):
         coef = coef.toarray()
     coef = None if coef is None else np.array(coef, dtype=np.float64, copy=True)
-    return objects, coef
+    return slots, coef
 
 
-def _same_signature(a, b):
-    return len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0])) and (
-        (a[1] is None) == (b[1] is None)) and (
-        a[1] is None or (a[1].shape == b[1].shape and np.array_equal(a[1], b[1])))
+def _unchanged(signature, final):
+    """Whether every recorded slot still holds its object and the coefficients their
+    values (no walk over the estimators: one attribute read per slot)."""
+    slots, coef = signature
+    if not all(getattr(owner, name, None) is value for owner, name, value in slots):
+        return False
+    now = getattr(final, "coef_", None)
+    if coef is None or now is None:
+        return (coef is None) == (now is None)
+    now = now.toarray() if sp.issparse(now) else np.asarray(now)
+    return now.shape == coef.shape and np.array_equal(now, coef)
 
 
 def _drop_in(est):
