@@ -55,7 +55,8 @@ def _regularised_solve(H, g):
                 return np.linalg.lstsq(H, g, rcond=None)[0]
 
 
-def fit_newton(loss, Phi, Y, s, intercept, pen, Theta0, tol=1e-10, max_iter=100, warn=True):
+def fit_newton(loss, Phi, Y, s, intercept, pen, Theta0, tol=1e-10, max_iter=100, warn=True,
+               flat=None):
     """Minimise ``R`` over ``Theta`` (shape ``(K, D)``) by damped Newton steps.
 
     Parameters
@@ -77,6 +78,9 @@ def fit_newton(loss, Phi, Y, s, intercept, pen, Theta0, tol=1e-10, max_iter=100,
     max_iter : int
     warn : bool
         Issue a ConvergenceWarning when ``max_iter`` is reached.
+    flat : ndarray of shape (K * D, K * D), optional
+        Added to the Hessian: ``c N N^T`` along directions the objective ignores
+        (softmax without a penalty), as the influence operator does.
 
     Returns
     -------
@@ -91,9 +95,38 @@ def fit_newton(loss, Phi, Y, s, intercept, pen, Theta0, tol=1e-10, max_iter=100,
         G, A = output_derivatives(loss, Y, F)
         value = float(np.dot(s, loss.value(Y, F)) / n + 0.5 * np.dot(pen, Theta.ravel() ** 2))
         grad = objective_gradient(Phi, G, s, n, intercept, pen, Theta)
-        return value, grad, lambda: hessian(ident, Phi, A, s, n, intercept, pen)
+        if flat is None:
+            return value, grad, lambda: hessian(ident, Phi, A, s, n, intercept, pen)
+        return value, grad, lambda: hessian(ident, Phi, A, s, n, intercept, pen) + flat
 
     return newton_minimize(evaluate, Theta0, tol=tol, max_iter=max_iter, warn=warn)
+
+
+def _line_search(evaluate, Theta, value, g, H, step, slope):
+    """Backtracking along the Newton step; when it finds no decrease (a nearly flat
+    direction makes the step enormous: a rare class under a smooth hinge), the step
+    is damped towards the gradient (``(H + mu I)^{-1} g``, ``mu`` growing 100x)
+    until one decreases the objective. Returns ``(Theta, value, grad, hessian)``
+    at the accepted point, or Nones when no damped step decreases it either."""
+    scale = max(float(np.mean(np.abs(np.diag(H)))), np.finfo(float).tiny)
+    mu = 0.0
+    while True:
+        alpha, smallest = 1.0, 1e-10 if mu == 0.0 else 1e-3
+        while True:
+            cand = Theta + alpha * step.reshape(Theta.shape)
+            new_value, new_grad, new_hess = evaluate(cand)
+            if new_value <= value + 1e-4 * alpha * slope:
+                return cand, new_value, new_grad, new_hess
+            if alpha < smallest:
+                break
+            alpha *= 0.5
+        mu = 1e-6 * scale if mu == 0.0 else 100.0 * mu
+        if mu > 1e12 * scale:
+            if new_value < value:  # the last, tiny step still decreased it
+                return cand, new_value, new_grad, new_hess
+            return None, None, None, None
+        step = -_regularised_solve(H + mu * np.eye(len(H)), g)
+        slope = float(g @ step)
 
 
 def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
@@ -123,7 +156,8 @@ def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
         if gmax <= tol:
             return Theta, it - 1
         g = grad.ravel()
-        step = -_regularised_solve(hess(), g)
+        H = hess()
+        step = -_regularised_solve(H, g)
         slope = float(g @ step)
         if slope >= 0:  # not a descent direction: fall back to the gradient
             step, slope = -g, -float(g @ g)
@@ -140,15 +174,10 @@ def newton_minimize(evaluate, Theta0, tol=1e-10, max_iter=100, warn=True):
             if not new_gmax <= gmax:
                 break  # the step made the gradient worse: the float floor is reached
         else:
-            alpha = 1.0
-            while True:
-                cand = Theta + alpha * step.reshape(Theta.shape)
-                new_value, new_grad, new_hess = evaluate(cand)
-                if new_value <= value + 1e-4 * alpha * slope or alpha < 1e-10:
-                    break
-                alpha *= 0.5
-            if alpha < 1e-10 and not new_value < value:
-                break  # no decrease left at machine precision
+            cand, new_value, new_grad, new_hess = _line_search(evaluate, Theta, value, g, H,
+                                                               step, slope)
+            if cand is None:
+                break  # no decrease left at machine precision, along any damped step
             stall = 0
             new_gmax = float(np.max(np.abs(new_grad)))
         if not np.isfinite(new_gmax):

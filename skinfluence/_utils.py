@@ -8,7 +8,23 @@ import numpy as np
 from sklearn.utils import compute_class_weight
 from sklearn.utils.validation import _check_sample_weight
 
-__all__ = ["effective_weights"]
+__all__ = ["effective_weights", "check_non_negative_weights"]
+
+
+def check_non_negative_weights(sample_weight):
+    """Refuse negative sample weights (None passes)."""
+    if sample_weight is None:
+        return
+    try:
+        s = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # not numbers: the estimator's own validation says so
+    if s.ndim and np.any(s < 0):
+        raise ValueError(
+            f"sample_weight has {int(np.sum(s < 0))} negative value(s) (smallest "
+            f"{float(s.min()):g}): a negative weight makes the objective non-convex and "
+            "influence undefined. Pass weights >= 0 (0 leaves a row out)."
+        )
 
 
 def effective_weights(classes, class_weight, y, sample_weight, n_samples):
@@ -17,6 +33,7 @@ def effective_weights(classes, class_weight, y, sample_weight, n_samples):
     Returns the weights and the class index of every sample.
     """
     s = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64)
+    check_non_negative_weights(s)
     y_index = np.searchsorted(classes, y)
     if class_weight is not None:
         cw = compute_class_weight(class_weight, classes=classes, y=y, sample_weight=s)

@@ -360,12 +360,19 @@ def label_audit(
         raise ValueError(f"Unknown rankings {sorted(unknown)}; choose from {sorted(known)}.")
     n_repeats = _check_k(n_repeats, "n_repeats")
     fitted = _is_fitted(estimator)
-    if not (hasattr(as_explanation(estimator), "classes_") if fitted
-            else is_classifier(estimator)):
+    final = as_explanation(estimator) if fitted else estimator
+    if not (hasattr(final, "classes_") if fitted else is_classifier(estimator)):
         raise ValueError(
             "label_audit flips class labels to find them again; this "
             f"{type(estimator).__name__} is not a classifier. For a regressor, rank rows "
             "by self_influence() or retrain_without(...) instead."
+        )
+    if "cv_self_confidence" in rankings and not (
+            type(final.model_._fitted_model().loss).__name__ in ("LogLoss", "SoftmaxLoss")
+            if fitted else hasattr(estimator, "predict_proba")):
+        raise ValueError(
+            "The 'cv_self_confidence' ranking needs class probabilities, which this model "
+            "does not give; pass rankings=('self_influence', 'train_loss', 'random')."
         )
     rng = check_random_state(random_state)
     y = np.asarray(y)

@@ -30,11 +30,13 @@ def dispersion(est, state):
     loss = state.model.loss
     if not getattr(loss, "estimate_dispersion", False):
         return 1.0
-    dof = state.n - state.P
+    used = int(np.count_nonzero(state.s > 0))  # a row of weight 0 is left out (as R's glm)
+    dof = used - state.P
     if dof <= 0:
         raise ValueError(
             f"Cook's distance estimates the dispersion from n - P = {dof} degrees of freedom "
-            f"({state.n} rows, {state.P} parameters); it needs more rows than parameters."
+            f"({used} rows of positive weight, {state.P} parameters); it needs more rows "
+            "than parameters."
         )
     Y = est._fit_Y
     total = 0.0

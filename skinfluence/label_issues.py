@@ -10,6 +10,7 @@ fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_
 
 import numpy as np
 
+from .losses import LogLoss, SoftmaxLoss
 from .explain import as_explanation
 
 __all__ = ["find_label_issues", "confident_learning_issues"]
@@ -94,6 +95,13 @@ def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
     if classes is None:
         raise ValueError("find_label_issues needs a classifier; this model is a regressor.")
     model = ex.model_
+    if type(model._fitted_model().loss) not in (LogLoss, SoftmaxLoss):
+        raise ValueError(
+            f"find_label_issues ranks rows by their out-of-sample class probabilities "
+            f"(confident learning); a {getattr(model, '_user_name', type(model).__name__)} "
+            "gives none it can differentiate. Use a logistic model, or rank rows by "
+            "self_influence()."
+        )
     if method == "cv":
         P = model.approx_cross_val_predict("predict_proba", cv, newton_steps=newton_steps)
     elif method == "loo":

@@ -27,12 +27,11 @@ import numpy as np
 from autograd import elementwise_grad, grad
 
 from ._optimize import _outputs as outputs_at
+from ._optimize import fit_newton
 from . import _newton
 from .curvature import (
     augment,
     hessian,
-    objective_gradient,
-    output_derivatives,
     row_chunks,
 )
 from .features import IdentityFeatures
@@ -243,6 +242,13 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     if isinstance(newton_steps, bool) or not isinstance(newton_steps, (int, np.integer)) \
             or newton_steps < 1:
         raise ValueError(f"newton_steps must be a positive integer; got {newton_steps!r}.")
+    surrogate = not est._expects_stationary()  # e.g. a smooth hinge's influence_t
+    if surrogate and newton_steps > 1:
+        raise ValueError(
+            "Further Newton steps converge to the fold refits of the influence objective "
+            f"(influence_t={getattr(est, 'influence_t', None)!r}), not of the fitted model; "
+            "use newton_steps=1, or influence_t=None."
+        )
     state = est._in_memory(est._state(), "cross_val_outputs")
     if state.P > AUTO_DIRECT_MAX_PARAMS:
         raise ValueError(
@@ -272,17 +278,19 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
             kept = 1.0 - state.s[fold].sum() / state.s.sum()
             H_fold += np.diag((1.0 - kept) * pen)
             pen = kept * pen
+        # the gradient at the fit corrects for a fit short of the optimum; a surrogate
+        # objective's gradient there (influence_t) is not an optimisation error
+        g_fit = zeros if surrogate else state.grad
         Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(
-            state.grad - g_fold).reshape(K, D)
+            g_fit - g_fold).reshape(K, D)
         if newton_steps > 1:
             s = state.s.copy()
             s[fold] = 0.0  # the objective without the fold: its rows weigh nothing
-            for _ in range(newton_steps - 1):
-                F = outputs_at(state.Phi, Theta, state.intercept)
-                G, A = output_derivatives(model.loss, est._fit_Y, F)
-                g = objective_gradient(state.Phi, G, s, n, state.intercept, pen, Theta)
-                H = hessian(ident, state.Phi, A, s, n, state.intercept, pen) + flat
-                Theta = Theta - DirectSolver(H, overwrite=True).solve(g.ravel()).reshape(K, D)
+            # damped steps (a backtracking line search): undamped ones diverged on
+            # smooth hinges, whose curvature changes fast
+            Theta, _ = fit_newton(model.loss, state.Phi, est._fit_Y, s, state.intercept,
+                                  pen, Theta, tol=0.0, max_iter=newton_steps - 1, warn=False,
+                                  flat=flat)
         for part in row_chunks(len(fold), D):
             out[fold[part]] = outputs_at(state.Phi[fold[part]], Theta, state.intercept)
     return out

@@ -349,3 +349,20 @@ def test_flip_sets_and_out_of_sample_tables_for_regressors():
     np.testing.assert_allclose(loo.to_numpy(), est.loo_predict())
     cv = explain(est).approx_cross_val_predict(as_frame=True)
     assert cv.index.equals(X.index)
+
+
+@pytest.mark.parametrize("family", ["gamma", "normal"])
+def test_cooks_distance_leaves_zero_weight_rows_out_of_the_dispersion(family):
+    # weight 0 removes a row everywhere else; the dispersion's degrees of freedom too
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100, 3))
+    y = np.exp(0.3 * X[:, 0]) * rng.gamma(5.0, 0.2, 100)
+    w = np.r_[np.zeros(40), np.ones(60)]
+    make = (lambda: GammaRegressor(alpha=0.01, solver="newton-cholesky", tol=1e-12)) \
+        if family == "gamma" else (lambda: TweedieRegressor(power=0, alpha=0.01,
+                                                            solver="newton-cholesky",
+                                                            tol=1e-12))
+    weighted = explain(make().fit(X, y, sample_weight=w), X, y, sample_weight=w)
+    dropped = explain(make().fit(X[40:], y[40:]), X[40:], y[40:])
+    np.testing.assert_allclose(weighted.cooks_distance()[40:], dropped.cooks_distance(),
+                               rtol=1e-6)

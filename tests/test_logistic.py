@@ -450,3 +450,18 @@ def test_same_settings_after_fit_are_not_changes(cancer):
     # losses need no penalty: asked after a change, they are the fitted model's
     np.testing.assert_array_equal(clf.set_params(C=3.0).loss_values(Xt[:3], yt[:3]),
                                   clf.set_params(C=1.0).loss_values(Xt[:3], yt[:3]))
+
+
+@pytest.mark.parametrize("make", [lambda: InfluenceLogisticRegression(),
+                                  lambda: __import__("skinfluence").SmoothHingeSVC()])
+def test_negative_sample_weights_are_refused_before_fitting(cancer, make):
+    from sklearn.exceptions import NotFittedError
+
+    X, y, Xt, yt = cancer
+    w = np.ones(len(y))
+    w[3] = -5.0
+    est = make()
+    with pytest.raises(ValueError, match="negative"):
+        est.fit(X, y, sample_weight=w)
+    with pytest.raises(NotFittedError):
+        est.predict(X[:2])  # not left half-fitted
