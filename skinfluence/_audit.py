@@ -564,6 +564,9 @@ def _fit(X, y, task, model, weights=None):
     """``(self_influence, predicted, Cook's distance or None, warning lines)``; fit errors
     become an AuditError."""
     cooks = None
+    flags = [c for c in X.columns if X[c].dtype == bool]
+    if flags:  # True/False columns are numbers 1/0 to the model (the imputer refuses bool)
+        X = X.astype({c: np.int64 for c in flags})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

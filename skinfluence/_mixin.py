@@ -160,7 +160,9 @@ class StationarityReport:
     ratio : float
         ``newton_step_norm / removal_step_norm``: the optimisation error against
         the parameter change influence predicts for one removal. At most 0.1,
-        influence is taken as undistorted without further work.
+        influence is taken as undistorted without further work. 0 when the
+        Newton step is within rounding of the parameters (64 eps ||theta||):
+        the fit is as exact as float64 holds it.
     relative_error : float
         Above that: the estimated relative error of the influence quantities
         due to the optimisation error -- influence on the parameters and
@@ -435,6 +437,13 @@ class _InfluenceState(ParameterLayout):
             )
         self.identity = IdentityFeatures()
         F = est._outputs(model, self.Phi, self.identity)
+        try:  # a fit that ran out of the family's domain (identity link) is no optimum
+            check_outputs(F, model.loss)
+        except ValueError as exc:
+            raise ValueError(
+                f"At the training rows -- the fit itself left the loss's range, so it is no "
+                f"optimum to explain (an extreme target, unscaled features or a link that "
+                f"allows invalid means): {exc}") from None
         self.F = F  # the training rows' outputs at the fit, (n, K)
         self.G, A = output_derivatives(model.loss, Y, F)
         damping = float(getattr(est, "damping", 0.0))
@@ -581,7 +590,13 @@ class _InfluenceState(ParameterLayout):
         steps = np.linalg.norm(S[:, 1:], axis=0) * self.s[idx] / n
         removal = float(np.sqrt(np.mean(steps**2)))
         step_norm = float(np.linalg.norm(step))
-        ratio = step_norm / removal if removal > 0 else (0.0 if step_norm == 0 else np.inf)
+        # a Newton step within rounding of the parameters is no optimisation error (an
+        # exact least-squares fit: its removal steps are rounding too, and their ratio noise)
+        rounding = 64 * np.finfo(np.float64).eps * max(1.0, float(np.linalg.norm(self.Theta)))
+        if step_norm <= rounding:
+            ratio = 0.0
+        else:
+            ratio = step_norm / removal if removal > 0 else np.inf
         error = 0.0
         if ratio > STATIONARITY_RATIO_WARN and isinstance(self.solver, DirectSolver):
             error = self._optimisation_error(est, step, idx, S[:, 1:])

@@ -44,7 +44,14 @@ def dispersion(est, state):
         F = est._outputs(state.model, state.Phi[rows], IdentityFeatures())
         mu = np.asarray(loss.inverse_link(F))
         pearson = (Y[rows] - mu) ** 2 / np.asarray(loss.variance(mu))
-        total += float(state.s[rows] @ pearson.sum(axis=1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            total += float(state.s[rows] @ pearson.sum(axis=1))
+    if not np.isfinite(total):
+        raise ValueError(
+            "Pearson's estimate of the dispersion overflows float64: some targets are too "
+            "far from their predicted means (squared residuals beyond 1e308). Rescale the "
+            "target, or leave those rows out."
+        )
     return total / dof
 
 

@@ -230,8 +230,9 @@ class InfluenceGammaRegressor(_InfluenceGLM, GammaRegressor):
 class InfluenceTweedieRegressor(_InfluenceGLM, TweedieRegressor):
     __doc__ = """Tweedie regression (power and link as scikit-learn's) with exact influence.
 """ + _SHARED_DOC.format(parent="TweedieRegressor") + """
-    ``power=0`` with the identity link is least squares (then ``kind="newton"``
-    is the exact refit); ``1 < power < 2`` is the compound Poisson-gamma model
+    ``power=0`` with the identity link is least squares (then, with
+    ``alpha=0``, ``kind="newton"`` is the exact refit; with a penalty each row
+    carries a share of it, which one step does not remove exactly); ``1 < power < 2`` is the compound Poisson-gamma model
     of pure premiums, with zeros allowed.
 
     Parameters

@@ -69,6 +69,20 @@ def test_audit_cli_ranks_the_flipped_row(csv_file, tmp_path, capsys):
     assert 11 in ranking["row"].head(5).to_list()  # row numbers start at 1
 
 
+def test_true_false_columns_are_features(tmp_path, capsys):
+    # a bool column went to the imputer for text, which refuses bool: the audit failed
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=80)
+    flag = rng.random(80) < 0.5
+    label = ((x + 2 * flag + rng.normal(size=80)) > 1).astype(int)
+    path = tmp_path / "flags.csv"
+    pd.DataFrame({"x": x, "flag": flag, "label": label}).to_csv(path, index=False)
+    out = tmp_path / "ranking.csv"
+    assert _run(path, "--target", "label", "--output", out) == 0
+    ranking = pd.read_csv(out)
+    assert len(ranking) == 80 and set(ranking["flag"]) == {True, False}  # shown as given
+
+
 def test_identifier_columns_are_left_out_and_named_in_one_note(tmp_path, capsys):
     df = _people().sample(frac=1.0, random_state=0)  # the saved index is a shuffled label
     path, out = tmp_path / "people.csv", tmp_path / "ranking.csv"

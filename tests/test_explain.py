@@ -289,3 +289,18 @@ def test_raw_longley_is_not_singular_and_matches_statsmodels_leave_one_out():
                     for i in range(len(y))]).T
     np.testing.assert_allclose(ex.influence_on_loss(X[:4], y[:4], kind="newton"), loo,
                                rtol=1e-6, atol=1e-6 * np.abs(loo).max())
+
+
+def test_an_exact_least_squares_fit_is_stationary():
+    # noiseless targets: the Newton step and the removal steps are both rounding, and
+    # their ratio (11 here) said nothing about the fit
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex = explain(LinearRegression().fit(X, y), X, y)
+        assert ex.stationarity().is_stationary
+        assert np.abs(ex.self_influence()).max() < 1e-20  # nothing is left to explain

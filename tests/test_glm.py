@@ -366,3 +366,34 @@ def test_cooks_distance_leaves_zero_weight_rows_out_of_the_dispersion(family):
     dropped = explain(make().fit(X[40:], y[40:]), X[40:], y[40:])
     np.testing.assert_allclose(weighted.cooks_distance()[40:], dropped.cooks_distance(),
                                rtol=1e-6)
+
+
+def test_a_fit_that_left_the_family_domain_is_refused():
+    # scikit-learn's identity-link Poisson fit ran off (every mean negative): no optimum
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 2))
+    y = rng.poisson(np.exp(0.4 * X[:, 0] - 0.2 * X[:, 1])).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = TweedieRegressor(power=1, link="identity", alpha=0.01, solver="newton-cholesky",
+                               tol=1e-12).fit(X, y)
+    if np.all(reg.predict(X) > 0):  # pragma: no cover - scikit-learn's fit stayed inside
+        pytest.skip("the fit stayed in the domain on this scikit-learn")
+    with pytest.raises(ValueError, match="At the training rows.*The predicted mean"):
+        explain(reg, X, y).self_influence()
+
+
+def test_dispersion_that_overflows_is_refused_not_nan():
+    # a gamma target far from its mean: Pearson's squared residual passes 1e308
+    from skinfluence.diagnostics import dispersion
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = rng.gamma(2.0, 1.0, 60)
+    reg = InfluenceGammaRegressor(alpha=0.01, solver="newton-cholesky", tol=1e-12).fit(X, y)
+    state = reg._state()
+    assert np.isfinite(dispersion(reg, state))
+    reg._fit_Y = reg._fit_Y.copy()
+    reg._fit_Y[0] = 1e200  # as if the target were that far: the estimate overflows
+    with pytest.raises(ValueError, match="dispersion overflows"):
+        dispersion(reg, state)
