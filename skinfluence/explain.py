@@ -303,12 +303,14 @@ class Explanation(BaseEstimator):
         return short_feature_names(names)
 
     def __sklearn_is_fitted__(self):
-        return "_model" in self.__dict__
+        return "_model" in self.__dict__ or "model_" in self.__dict__
 
     @property
     def model_(self):
         """The influence model of the final step (refused once the step was refitted)."""
         if "_model" not in self.__dict__:
+            if "model_" in self.__dict__:  # pickled by an older version: no record to check
+                return self.__dict__["model_"]
             raise AttributeError("'Explanation' object has no attribute 'model_'")
         if not _unchanged(self._fitted_as, self.final_estimator_):
             raise ValueError(
