@@ -308,4 +308,9 @@ def respond(est, model, F, method, spell=_as_argument):
     R = np.asarray(r(F))
     if method == "predict_proba" and squeeze:
         return np.column_stack([1.0 - R[:, 0], R[:, 0]])
+    # as the estimator's own predict: LinearRegression fitted on y of shape (n, 1) keeps
+    # coef_ of shape (1, d) and predicts (n, 1); Ridge keeps (d,) and predicts (n,)
+    coef = getattr(getattr(est, "estimator", est), "coef_", None)
+    if squeeze and method == "predict" and np.ndim(coef) == 2:
+        return R
     return R[:, 0] if squeeze else R

@@ -304,3 +304,19 @@ def test_an_exact_least_squares_fit_is_stationary():
         ex = explain(LinearRegression().fit(X, y), X, y)
         assert ex.stationarity().is_stationary
         assert np.abs(ex.self_influence()).max() < 1e-20  # nothing is left to explain
+
+
+@pytest.mark.parametrize("make", [LinearRegression, Ridge])
+def test_leave_out_predictions_have_the_estimators_shape(make):
+    # y of shape (n, 1): LinearRegression predicts (n, 1), Ridge (n,); so does cross_val_predict
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 3))
+    Y = (X @ np.array([1.0, 2.0, 3.0]) + rng.normal(size=30))[:, None]
+    ex = explain(make().fit(X, Y), X, Y)
+    exact = cross_val_predict(make(), X, Y, cv=KFold(5))
+    approx = ex.approx_cross_val_predict(cv=KFold(5))
+    assert approx.shape == exact.shape == make().fit(X, Y).predict(X).shape
+    assert ex.loo_predict().shape == exact.shape
+    np.testing.assert_allclose(approx, exact, rtol=1e-8, atol=1e-10)
