@@ -355,6 +355,31 @@ def _identifier_reason(name, col, position, leading_unnamed):
     return None
 
 
+def _check_numbers_with_stray_cells(df, skip):
+    """Refuse a column of numbers with a few cells that are not (``1,5``, ``12 kg``): read
+    as text it would be left out as names or one-hot encoded, silently."""
+    import pandas as pd
+
+    for name, col in df.items():
+        if name in skip or pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(
+                col):
+            continue
+        present = col.dropna()
+        if len(present) < 10:
+            continue
+        numbers = pd.to_numeric(present, errors="coerce")
+        stray = numbers.isna()
+        if 0 < stray.sum() <= 0.05 * len(present):
+            first = present.index[np.argmax(stray.to_numpy())]
+            raise AuditError(
+                f"column {name!r} holds numbers but for {_count(int(stray.sum()), 'cell')} "
+                f"(first at row {first + 1}: {present[first]!r}); fix "
+                f"{'it' if stray.sum() == 1 else 'them'} (a decimal comma? a unit?), leave "
+                f"the column out with --drop {shlex.quote(str(name))}, or keep it as text "
+                f"categories with --keep {shlex.quote(str(name))}"
+            )
+
+
 def _identifiers(df, skip):
     """``{column: (kind, reason)}`` for the columns that identify rows, except ``skip``."""
     leading_unnamed = 0
@@ -685,6 +710,7 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
             raise AuditError(f"--weight {weight!r} is also the target or the row labels")
         drop = [*drop, weight]
 
+    _check_numbers_with_stray_cells(df, skip={target, index_col, *drop, *keep})
     found = _identifiers(df, skip={target, index_col, *drop, *keep})
     labels, label_name, label_from = _labels(df, found, index_col)
     if found:

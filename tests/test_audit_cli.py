@@ -230,6 +230,8 @@ BAD = [
     ("blank-lines", "\n  \n", ["--target", "y"], ["empty"]),
     ("header-only", "a,b\n", ["--target", "b"], ["no data rows"]),
     ("unknown-target", "a,b\n1,2\n3,4\n", ["--target", "c"], ["not in", "a, b"]),
+    ("stray-cell-in-numbers", "x,y\n" + "".join(f"{i}.5,{i % 2}\n" for i in range(30))
+     + '"1,5",0\n', ["--target", "y"], ["'x'", "but for 1 cell", "row 31", "'1,5'", "--drop x"]),
     ("misspelt-target", "age,income\n1,2\n3,4\n", ["--target", "incme"],
      ["did you mean 'income'"]),
     ("semicolons", "a;b\n1;2\n3;4\n", ["--target", "b"], ["not in", "separated"]),
