@@ -818,6 +818,11 @@ class InfluenceMixin:
         """The estimator's ``class_weight`` parameter (None without one)."""
         return getattr(self, "class_weight", None)
 
+    @property
+    def _user_name(self):
+        """The estimator's name as its user knows it, for messages."""
+        return type(self).__name__
+
     def _validate_rows(self, X):
         """Test rows without labels, validated as ``predict`` does."""
         check_test_rows(X)

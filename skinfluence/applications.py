@@ -368,7 +368,7 @@ def label_audit(
             "by self_influence() or retrain_without(...) instead."
         )
     if "cv_self_confidence" in rankings and not (
-            type(final.model_._fitted_model().loss).__name__ in ("LogLoss", "SoftmaxLoss")
+            final.model_._fitted_model().loss.probabilities
             if fitted else hasattr(estimator, "predict_proba")):
         raise ValueError(
             "The 'cv_self_confidence' ranking needs class probabilities, which this model "
@@ -381,7 +381,7 @@ def label_audit(
         raise ValueError("y has a single class; a label audit needs at least two.")
     n = len(y)
     if fitted:
-        ex = as_explanation(estimator)
+        ex = final
         Xt, ones = ex.transform(X), np.ones(n)
 
         def fit(labels):

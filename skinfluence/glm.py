@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_array
 
 from ._mixin import InfluenceMixin, InfluenceModel, check_magnitude
 from .features import IdentityFeatures
+from ._utils import check_non_negative_weights
 from .linear_model import regression_targets, regression_weights
 from .losses import HalfGammaDeviance, HalfPoissonDeviance, HalfTweedieDeviance
 
@@ -92,8 +93,7 @@ class _InfluenceGLM(InfluenceMixin):
         self : object
         """
         check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
-        if sample_weight is not None and np.any(np.asarray(sample_weight, dtype=float) < 0):
-            regression_weights(sample_weight, np.size(sample_weight))  # refuses, in words
+        check_non_negative_weights(sample_weight)
         y_checked = np.asarray(y)
         if y_checked.dtype.kind in "fiub" and y_checked.ndim == 1 and y_checked.size:
             # the family's domain, in words, before scikit-learn's terser message

@@ -10,7 +10,6 @@ fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_
 
 import numpy as np
 
-from .losses import LogLoss, SoftmaxLoss
 from .explain import as_explanation
 
 __all__ = ["find_label_issues", "confident_learning_issues"]
@@ -95,10 +94,10 @@ def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
     if classes is None:
         raise ValueError("find_label_issues needs a classifier; this model is a regressor.")
     model = ex.model_
-    if type(model._fitted_model().loss) not in (LogLoss, SoftmaxLoss):
+    if not model._fitted_model().loss.probabilities:
         raise ValueError(
             f"find_label_issues ranks rows by their out-of-sample class probabilities "
-            f"(confident learning); a {getattr(model, '_user_name', type(model).__name__)} "
+            f"(confident learning); a {model._user_name} "
             "gives none it can differentiate. Use a logistic model, or rank rows by "
             "self_influence()."
         )

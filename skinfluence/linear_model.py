@@ -286,9 +286,7 @@ def regression_weights(sample_weight, n):
     if sample_weight is None:
         return np.ones(n)
     s = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), (n,)).copy()
-    if np.any(s < 0):
-        raise ValueError("sample_weight has negative values; a regression's loss (and its "
-                         "influence) needs weights >= 0.")
+    check_non_negative_weights(s)
     return s
 
 
@@ -355,9 +353,7 @@ class InfluenceRidge(InfluenceMixin, Ridge):
         self : object
         """
         check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
-        if sample_weight is not None and np.any(np.asarray(sample_weight, dtype=float) < 0):
-            raise ValueError("sample_weight has negative values; Ridge's least squares (and "
-                             "influence) need weights >= 0.")
+        check_non_negative_weights(sample_weight)
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)

@@ -71,6 +71,8 @@ class Loss:
     #: True when ``value(Y, F + c) == value(Y, F)`` for any constant ``c``
     #: added to every output of a sample.
     shift_invariant = False
+    #: The outputs map to class probabilities (``predict_proba``) differentiably.
+    probabilities = False
 
     #: True for families whose dispersion is estimated (normal, gamma, Tweedie):
     #: Cook's distance then divides by Pearson's estimate; else by 1.
@@ -124,6 +126,8 @@ class LogLoss(Loss):
     The model has one output ``f``, the log-odds of the positive class
     (``classes_[1]`` in scikit-learn).
     """
+
+    probabilities = True
 
     def n_outputs(self, n_classes):
         return 1
@@ -203,6 +207,7 @@ class SoftmaxLoss(Loss):
     """
 
     shift_invariant = True
+    probabilities = True
 
     def n_outputs(self, n_classes):
         return n_classes

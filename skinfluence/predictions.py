@@ -74,7 +74,7 @@ def response_function(est, model, response_method, spell=_as_argument):
     if response_method == "auto":
         if not classifier:
             response_method = "predict"
-        elif type(loss) in (LogLoss, SoftmaxLoss):
+        elif loss.probabilities:
             response_method = "predict_proba"
         else:
             response_method = "decision_function"
@@ -87,7 +87,7 @@ def response_function(est, model, response_method, spell=_as_argument):
                               keepdims=True)), False
         other = "decision_function" if classifier else "predict"
         raise ValueError(
-            f"{getattr(est, '_user_name', type(est).__name__)} has no probabilities to differentiate (its loss is "
+            f"{est._user_name} has no probabilities to differentiate (its loss is "
             f"{type(loss).__name__}); use {spell(other)}."
         )
     if response_method == "predict" and classifier:
@@ -98,7 +98,7 @@ def response_function(est, model, response_method, spell=_as_argument):
     if response_method == "decision_function" and not classifier:
         raise ValueError(f"A regressor has no decision_function; use {spell('predict')}.")
     if response_method == "predict" and not hasattr(loss, "inverse_link"):
-        raise ValueError(f"predict is not a smooth output of {getattr(est, '_user_name', type(est).__name__)}.")
+        raise ValueError(f"predict is not a smooth output of {est._user_name}.")
     if response_method == "predict":  # the predicted mean, link^-1(f)
         return loss.inverse_link, model.coef.shape[0] == 1
     return (lambda F: F), model.coef.shape[0] == 1

@@ -26,6 +26,7 @@ their settings can be tuned as nested estimator parameters, e.g.
 ``set_params(influence_solver__tol=1e-8)``.
 """
 
+import contextlib
 import copy
 import math
 import warnings
@@ -617,14 +618,12 @@ def _nystrom_preconditioner(op, rank, seed=0):
     # each application and slow the next product (sparse 20,000 x 20,000: 22.0 s
     # against 17.9 s with one BLAS thread here)
     one_thread = _one_blas_thread() if op.dense is None and sp.issparse(op.Phi) else None
+    blas = one_thread or contextlib.nullcontext
 
     def low_rank(c):
         def apply(R):
-            if one_thread is None:
+            with blas():
                 out = U @ ((c if R.ndim == 1 else c[:, None]) * (U.T @ R))
-            else:
-                with one_thread():
-                    out = U @ ((c if R.ndim == 1 else c[:, None]) * (U.T @ R))
             out += R
             return out
         return apply
