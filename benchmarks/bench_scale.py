@@ -13,15 +13,22 @@
    factors the 20,001 x 20,001 Hessian; takes minutes and ~10 GB). Both must
    agree to 1e-6.
 
-3. ``--preconditioners``: CG's preconditioners side by side (Jacobi, Nystrom of
-   rank 100 -- the default here -- and of rank 300), median time and iterations
-   per solve, on that matrix and on a bag-of-words one whose 20,000 words are
-   drawn with Zipf frequencies (100 draws per document, ``log(1 + count)``).
-   Uniform placement puts a Marchenko-Pastur bulk of eigenvalues down to the
-   penalty, which no low rank removes; word frequencies make the spectrum decay.
+3. ``--preconditioners``: CG's preconditioners side by side (Jacobi; Nystrom of
+   rank 100 from a plain sketch; rank 100 after two subspace iterations -- the
+   default here; rank 200 after two), median time and iterations per solve, on
+   that matrix and on a bag-of-words one whose 20,000 words are drawn with Zipf
+   frequencies (100 draws per document, ``log(1 + count)``).
+
+4. ``--spectrum``: what any rank-k preconditioner could do on both matrices. The
+   spectrum of H is estimated by stochastic Lanczos quadrature (6 probes, 160
+   steps, full reorthogonalisation); CG is then run on a diagonal matrix with that
+   spectrum, as it is and with its top k eigenvalues mapped onto the (k+1)-th --
+   what a Nystrom preconditioner built from the exact eigenvectors does. Uniform
+   placement puts a Marchenko-Pastur bulk of eigenvalues down to the penalty,
+   which no low rank removes; word frequencies make the spectrum decay.
 
 Run: ``python benchmarks/bench_scale.py [--rows] [--sparse] [--no-dense]
-[--preconditioners]``
+[--preconditioners] [--spectrum]``
 """
 
 import argparse
@@ -125,8 +132,10 @@ def sparse_benchmark(dense=True):
 
 def preconditioner_benchmark(repeats=3):
     configs = [("jacobi", ConjugateGradient(preconditioner="jacobi")),
-               ("nystrom, rank 100", ConjugateGradient(preconditioner="nystrom", rank=100)),
-               ("nystrom, rank 300", ConjugateGradient(preconditioner="nystrom", rank=300))]
+               ("nystrom 100, plain", ConjugateGradient(preconditioner="nystrom", rank=100,
+                                                        iterated_power=0)),
+               ("nystrom 100, q=2", ConjugateGradient(preconditioner="nystrom", rank=100)),
+               ("nystrom 200, q=2", ConjugateGradient(preconditioner="nystrom", rank=200))]
     for name, make in [("uniform counts", uniform_counts), ("Zipf words", zipf_words)]:
         X, y = make()
         clf = InfluenceLogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(X, y)
@@ -152,6 +161,65 @@ def preconditioner_benchmark(repeats=3):
                   f"solve {iterations[label]}, against Jacobi's answer {err:.1e}")
 
 
+def _slq_spectrum(matvec, P, probes=6, steps=160, seed=1):
+    """P eigenvalues (descending) read off the spectral density that stochastic
+    Lanczos quadrature estimates from ``probes`` random starts."""
+    rng = np.random.default_rng(seed)
+    nodes, weights = [], []
+    for _ in range(probes):
+        V = np.zeros((P, steps + 1))
+        a, b = np.zeros(steps), np.zeros(steps)
+        v = rng.standard_normal(P)
+        V[:, 0] = v / np.linalg.norm(v)
+        for j in range(steps):
+            w = matvec(V[:, j])
+            a[j] = w @ V[:, j]
+            for _ in range(2):  # full reorthogonalisation, twice
+                w -= V[:, :j + 1] @ (V[:, :j + 1].T @ w)
+            b[j] = np.linalg.norm(w)
+            V[:, j + 1] = w / b[j]
+        theta, S = np.linalg.eigh(np.diag(a) + np.diag(b[:-1], 1) + np.diag(b[:-1], -1))
+        nodes.append(theta)
+        weights.append(S[0] ** 2 / probes)
+    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+    order = np.argsort(nodes)
+    cdf = np.cumsum(weights[order])
+    at = np.minimum(np.searchsorted(cdf, (np.arange(P) + 0.5) / P), len(cdf) - 1)
+    return nodes[order][at][::-1]
+
+
+def _cg_iterations(lam, tol=1e-10, seed=0):
+    """CG's iterations to ``tol`` on ``diag(lam)`` from a random right-hand side."""
+    b = np.random.default_rng(seed).standard_normal(len(lam))
+    r, p = b.copy(), b.copy()
+    rr, stop = r @ r, tol * np.linalg.norm(b)
+    for k in range(1, 10 * len(lam)):
+        Ap = lam * p
+        alpha = rr / (p @ Ap)
+        r -= alpha * Ap
+        rr_new = r @ r
+        if np.sqrt(rr_new) <= stop:
+            return k
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return None
+
+
+def spectrum_benchmark(ranks=(100, 200, 300, 1000, 2000, 5000, 10000)):
+    for name, make in [("uniform counts", uniform_counts), ("Zipf words", zipf_words)]:
+        X, y = make()
+        clf = InfluenceLogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(X, y)
+        op = clf._state().op
+        lam = _slq_spectrum(op.matvec, op.P)
+        print(f"{name}: H's spectrum by stochastic Lanczos quadrature, condition number "
+              f"{lam[0] / lam[-1]:.0f}; CG iterations to 1e-10 on it: {_cg_iterations(lam)}")
+        for k in ranks:
+            ideal = lam.copy()
+            ideal[:k] = lam[k]
+            print(f"  exact top {k:5d} eigenvectors inverted: condition number "
+                  f"{lam[k] / lam[-1]:6.0f}, CG iterations {_cg_iterations(ideal)}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", action="store_true", help="the 1,000,000 x 50 memory run")
@@ -159,14 +227,18 @@ def main():
     parser.add_argument("--no-dense", action="store_true", help="skip direct-on-dense")
     parser.add_argument("--preconditioners", action="store_true",
                         help="CG's preconditioners on uniform and Zipf sparse data")
+    parser.add_argument("--spectrum", action="store_true",
+                        help="the iterations an ideal rank-k preconditioner would need")
     args = parser.parse_args()
-    both = not (args.rows or args.sparse or args.preconditioners)
+    both = not (args.rows or args.sparse or args.preconditioners or args.spectrum)
     if args.rows or both:
         rows_benchmark()
     if args.sparse or both:
         sparse_benchmark(dense=not args.no_dense)
     if args.preconditioners:
         preconditioner_benchmark()
+    if args.spectrum:
+        spectrum_benchmark()
 
 
 if __name__ == "__main__":

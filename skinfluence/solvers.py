@@ -126,13 +126,20 @@ class ConjugateGradient(_SolverConfig):
         ``D x D`` blocks of H, one per output (the multinomial / one-vs-rest
         class blocks: feature correlations kept, class coupling dropped),
         factored once. ``"nystrom"``: a randomized Nystrom approximation of
-        rank ``rank`` from one block of ``rank`` Hessian-vector products
-        (Frangella, Tropp & Udell, 2023): the top of the spectrum is inverted,
-        the rest left as is; for many parameters and sparse data. ``"auto"``:
+        rank ``rank`` from ``iterated_power + 1`` blocks of ``rank``
+        Hessian-vector products (Frangella, Tropp & Udell, 2023): the top of the
+        spectrum is inverted, the rest left as is; for many parameters and
+        sparse data. ``"auto"``:
         ``"block"`` for several outputs with ``D <= 2000`` features, else
         ``"nystrom"`` for more than 2,000 parameters, else ``"jacobi"``.
     rank : int, default=100
         Rank of the Nystrom preconditioner (capped at the number of parameters).
+    iterated_power : int, default=2
+        Subspace (power) iterations before the Nystrom approximation, as in
+        :func:`sklearn.utils.extmath.randomized_svd`: each costs one block of
+        ``rank`` products and brings the sketch closer to H's top eigenvectors
+        when the spectrum decays slowly (sparse text: 0 gives CG 75 iterations at
+        rank 100, 2 gives 47, the exact top 100 eigenvectors about 41).
     products : {"auto", "matrix-free", "dense"}, default="auto"
         How Hessian-vector products are made: ``"matrix-free"`` passes over the
         training rows every time (``O(nnz K)`` per vector); ``"dense"`` forms H
@@ -153,16 +160,18 @@ class ConjugateGradient(_SolverConfig):
         "maxiter": [Interval(Integral, 1, None, closed="left"), None],
         "preconditioner": [StrOptions({"auto", "jacobi", "block", "nystrom"}), None],
         "rank": [Interval(Integral, 1, None, closed="left")],
+        "iterated_power": [Interval(Integral, 0, None, closed="left")],
         "products": [StrOptions({"auto", "matrix-free", "dense"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(self, tol=1e-10, maxiter=None, preconditioner="auto", rank=100,
-                 products="auto", batch_size=256):
+                 iterated_power=2, products="auto", batch_size=256):
         self.tol = tol
         self.maxiter = maxiter
         self.preconditioner = preconditioner
         self.rank = rank
+        self.iterated_power = iterated_power
         self.products = products
         self.batch_size = batch_size
 
@@ -456,7 +465,8 @@ class CGSolver:
                     else "nystrom" if op.P > 2000 else "jacobi")
         self.preconditioner = kind
         diag = _checked_diagonal(op)
-        self.precondition = _preconditioner(op, kind, int(config.rank), diag).apply
+        self.precondition = _preconditioner(op, kind, int(config.rank), diag,
+                                            int(config.iterated_power)).apply
         self.iterations = []
 
     def with_tol(self, tol):
@@ -554,14 +564,14 @@ def _checked_diagonal(op):
     return diag
 
 
-def _preconditioner(op, kind, rank=100, diag=None):
+def _preconditioner(op, kind, rank=100, diag=None, iterated_power=2):
     """The preconditioner ``kind`` ({"jacobi", "block", "nystrom", None}) for ``op``."""
     if kind is None:
         return _Preconditioner(_identity, _identity)
     if kind == "block":
         return _block_preconditioner(op)
     if kind == "nystrom":
-        return _nystrom_preconditioner(op, min(int(rank), op.P))
+        return _nystrom_preconditioner(op, min(int(rank), op.P), iterated_power)
     inv_diag = 1.0 / (_checked_diagonal(op) if diag is None else diag)
     root = np.sqrt(inv_diag)
     return _Preconditioner(lambda R: (inv_diag if R.ndim == 1 else inv_diag[:, None]) * R,
@@ -590,16 +600,23 @@ def _block_preconditioner(op):
     return _Preconditioner(by_blocks(inverses), by_blocks(LinvT), by_blocks(Linv))
 
 
-def _nystrom_preconditioner(op, rank, seed=0):
+def _nystrom_preconditioner(op, rank, iterated_power=2, seed=0):
     """Randomized Nystrom preconditioner (Frangella, Tropp & Udell, 2023, Alg. 2.1/5.1).
 
-    ``H ~ U diag(lam) U^T`` from ``H Omega`` (one block of ``rank`` products);
+    ``H ~ U diag(lam) U^T`` from ``H Omega``, where ``Omega`` is a random basis
+    after ``iterated_power`` subspace iterations (``Omega <- qr(H Omega)``, one block
+    of ``rank`` products each; Halko, Martinsson & Tropp 2011, Alg. 4.4): on sparse
+    text the spectrum decays slowly, and a plain sketch finds the top eigenvectors
+    poorly (CG: 75 iterations at rank 100, 47 after two iterations, 41 with the
+    exact eigenvectors). Then
     ``P^{-1} = lam_rank U diag(1 / lam) U^T + (I - U U^T)`` maps the top of the
     spectrum onto ``lam_rank`` and leaves the rest, so CG's effective condition
     number becomes about ``lam_rank / lam_min``.
     """
     rng = np.random.default_rng(seed)
     Omega, _ = np.linalg.qr(rng.standard_normal((op.P, rank)))
+    for _ in range(iterated_power):
+        Omega, _ = np.linalg.qr(op.matvec(Omega))
     Y = op.matvec(Omega)
     shift = math.sqrt(op.P) * np.finfo(float).eps * np.linalg.norm(Y)
     Y += shift * Omega
