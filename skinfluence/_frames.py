@@ -72,9 +72,33 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
     return pd.DataFrame(values, index=rows, columns=cols, copy=False)
 
 
-def label_cube(values, index, columns, classes=None):
+def target_columns(y, n_outputs):
+    """The column labels of a DataFrame target with ``n_outputs > 1`` columns, else None."""
+    columns = getattr(y, "columns", None)
+    if n_outputs > 1 and columns is not None and len(columns) == n_outputs:
+        return np.asarray(columns)
+    return None
+
+
+def outputs_of(est):
+    """``(labels, axis name)`` of a fitted model's outputs: its ``classes_`` ("class"),
+    or the target's column names of a multi-output regressor fitted on a
+    DataFrame ("output"); ``(None, ...)`` when they have no names."""
+    classes = getattr(est, "classes_", None)
+    if classes is not None:
+        return classes, "class"
+    return getattr(est, "target_names_", None), "output"
+
+
+def _output_labels(outputs, c):
+    labels, _ = outputs if outputs is not None else (None, None)
+    return labels if labels is not None and len(labels) == c else None
+
+
+def label_cube(values, index, columns, outputs=None):
     """``(n_test, n_train, C)`` values as a long DataFrame: one row per (test row,
-    training row) pair, one column per class (or output)."""
+    training row) pair, one column per class (or output); ``outputs`` as from
+    :func:`outputs_of`."""
     pd = _pandas()
     values = np.asarray(values)
     m, n, c = values.shape
@@ -82,24 +106,25 @@ def label_cube(values, index, columns, classes=None):
     cols = _axis(columns, n, "train_row")
     if rows.name == cols.name:
         rows, cols = rows.rename("test_row"), cols.rename("train_row")
-    outputs = classes if classes is not None and len(classes) == c else range(c)
+    labels = _output_labels(outputs, c)
     return pd.DataFrame(values.reshape(m * n, c), index=pd.MultiIndex.from_product([rows, cols]),
-                        columns=pd.Index(outputs, name="class"), copy=False)
+                        columns=pd.Index(range(c) if labels is None else labels,
+                                         name=outputs[1] if outputs else "class"), copy=False)
 
 
-def label_predictions(values, train_index, name, classes=None):
+def label_predictions(values, train_index, name, outputs=None):
     """Per-training-row predictions as ``cross_val_predict`` returns them, labelled: a
     Series, or a DataFrame with one column per class (or output)."""
     values = np.asarray(values)
     if values.ndim == 1:
         return label_vector(values, train_index, name)
-    columns = classes if classes is not None and len(classes) == values.shape[1] else None
+    columns = _output_labels(outputs, values.shape[1])
     return label_matrix(values, train_index, columns, "train_row", name)
 
 
 def param_names(feature_names, K, intercept, outputs=None):
     """Names of ``theta = (coef_.ravel(), intercept_)``: ``age``, ``intercept``,
-    or ``class:age`` when there are several outputs."""
+    or ``class:age`` (``output:age``) when there are several outputs."""
     feats = [str(f) for f in feature_names]
     if K == 1:
         return feats + (["intercept"] if intercept else [])

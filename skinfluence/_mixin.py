@@ -58,8 +58,10 @@ from ._frames import (
     label_matrix,
     label_predictions,
     label_vector,
+    outputs_of,
     param_names,
     positions_of,
+    target_columns,
 )
 from ._dask import is_dask
 from .features import IdentityFeatures
@@ -752,6 +754,11 @@ class InfluenceMixin:
             None if sample_weight is None else np.array(sample_weight, dtype=np.float64)
         )
         self._fit_index = index_of(X_raw, y_raw, n=X.shape[0])
+        columns = target_columns(y_raw, Y.shape[1] if Y.ndim == 2 else 1)
+        if columns is not None and not hasattr(self, "classes_"):
+            self.target_names_ = columns
+        elif hasattr(self, "target_names_"):
+            del self.target_names_
         self._influence_cache = {}
 
     # -------------------------------------------------------------- internals
@@ -1179,8 +1186,8 @@ class InfluenceMixin:
             feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None or len(feature_names) != state.d:
             feature_names = [f"x{j}" for j in range(state.d)]
-        classes = getattr(self, "classes_", None)
-        outputs = classes if classes is not None and len(classes) == state.K else None
+        outputs, _ = outputs_of(self)
+        outputs = outputs if outputs is not None and len(outputs) == state.K else None
         return param_names(feature_names, state.K, state.intercept, outputs)
 
     def _labelled(self, values, *, test=None, name=None):
@@ -1497,8 +1504,7 @@ default="auto"
 
         out = influence_on_prediction(self, X_test, kind=kind, response_method=response_method)
         if as_frame and out.ndim == 3:
-            return label_cube(out, index_of(X_test), self._fit_index,
-                              getattr(self, "classes_", None))
+            return label_cube(out, index_of(X_test), self._fit_index, outputs_of(self))
         return self._labelled(out, test=(X_test,)) if as_frame else out
 
     def influence_on_function(self, fn, X_test, *, kind="upweight", as_frame=False):
@@ -1531,7 +1537,7 @@ default="auto"
         return self._labelled_predictions(out, f"loo_{method}") if as_frame else out
 
     def _labelled_predictions(self, out, name):
-        return label_predictions(out, self._fit_index, name, getattr(self, "classes_", None))
+        return label_predictions(out, self._fit_index, name, outputs_of(self))
 
     def loo_decision_function(self, *, as_frame=False):
         """Every training row's decision value from the model fitted without it.

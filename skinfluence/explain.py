@@ -43,6 +43,7 @@ from ._frames import (
     label_matrix,
     label_predictions,
     label_vector,
+    outputs_of,
     positions_of,
     row_labels,
     short_feature_names,
@@ -175,6 +176,9 @@ class Explanation(BaseEstimator):
         The raw training rows when they were passed to ``fit`` (for display).
     classes_ : ndarray
         For classifiers.
+    target_names_ : ndarray
+        For a regressor with several outputs fitted on a DataFrame target: its
+        column names, which name the outputs in labelled results.
 
     Examples
     --------
@@ -287,6 +291,8 @@ class Explanation(BaseEstimator):
         self.feature_names_ = self._feature_names()
         if hasattr(model, "classes_"):
             self.classes_ = model.classes_
+        if hasattr(model, "target_names_"):
+            self.target_names_ = model.target_names_
         return self
 
     def _feature_names(self):
@@ -487,7 +493,7 @@ class Explanation(BaseEstimator):
             return label_matrix(out, self._test_index(X_test, None), self.train_index_)
         if as_frame:
             return label_cube(out, self._test_index(X_test, None), self.train_index_,
-                              getattr(self, "classes_", None))
+                              outputs_of(self))
         return out
 
     def influence_on_function(self, fn, X_test, *, kind="upweight", as_frame=False):
@@ -498,7 +504,7 @@ class Explanation(BaseEstimator):
     def _predictions(self, out, name, as_frame):
         if not as_frame:
             return out
-        return label_predictions(out, self.train_index_, name, getattr(self, "classes_", None))
+        return label_predictions(out, self.train_index_, name, outputs_of(self))
 
     def loo_decision_function(self, *, as_frame=False):
         """:meth:`InfluenceMixin.loo_decision_function` of the final model."""

@@ -310,6 +310,15 @@ class InfluenceRidge(InfluenceMixin, Ridge):
     influence_solver : {"auto", "direct", "cg", "lissa"} or solver object, default="auto"
     damping : float, default=0.0
 
+    Attributes
+    ----------
+    coef_, intercept_, n_features_in_, feature_names_in_
+        As in :class:`sklearn.linear_model.Ridge`.
+    target_names_ : ndarray
+        With several targets given as a DataFrame: its column names, which name
+        the outputs in labelled results (``loo_predict(as_frame=True)``,
+        ``parameter_names()``).
+
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes

@@ -441,6 +441,46 @@ def test_multiclass_prediction_influence_as_a_long_frame():
     assert labelled.index[len(X) + 4] == (X.index[1], X.index[4])
 
 
+def test_multi_output_targets_keep_their_column_names():
+    """A DataFrame target's columns name the outputs in every labelled result, in
+    coef_'s order: each named column of the leave-one-out predictions equals
+    scikit-learn's leave-one-out refits on that target alone."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.standard_normal((40, 3)), columns=["a", "b", "c"],
+                     index=[f"r{i}" for i in range(40)])
+    Y = pd.DataFrame({"volume": 2 * X.b + rng.standard_normal(40),
+                      "price": X.a + 0.1 * rng.standard_normal(40)}, index=X.index)
+    for fitted in (sk.explain(Ridge(alpha=0.5).fit(X, Y), X, Y),
+                   sk.InfluenceRidge(alpha=0.5).fit(X, Y),
+                   sk.explain(make_pipeline(StandardScaler(), sk.InfluenceRidge(alpha=0.5))
+                              .fit(X, Y))):
+        loo = fitted.loo_predict(as_frame=True)
+        assert list(loo.columns) == ["volume", "price"] and list(loo.index) == list(X.index)
+        cube = fitted.influence_on_prediction(X.iloc[:2], as_frame=True)
+        assert cube.columns.name == "output" and list(cube.columns) == ["volume", "price"]
+        names = list(fitted.parameter_names())
+        assert names[-2:] == ["volume:intercept", "price:intercept"]
+    # alignment against refits, on the explained scikit-learn model
+    ex = sk.explain(Ridge(alpha=0.5).fit(X, Y), X, Y)
+    loo = ex.loo_predict(as_frame=True)
+    for name in Y:
+        refits = cross_val_predict(Ridge(alpha=0.5), X, Y[name], cv=LeaveOneOut())
+        np.testing.assert_allclose(loo[name].to_numpy(), refits, rtol=1e-9)
+    params = ex.influence_on_params(kind="newton", as_frame=True)  # exact for least squares
+    keep = X.index != "r7"
+    refit = Ridge(alpha=0.5).fit(X[keep], Y["price"][keep])
+    full = Ridge(alpha=0.5).fit(X, Y["price"])
+    np.testing.assert_allclose(params.loc["r7", ["price:a", "price:b", "price:c"]].to_numpy(),
+                               refit.coef_ - full.coef_, rtol=1e-8)
+    # a target given as an array has numbered outputs
+    plain = sk.InfluenceRidge(alpha=0.5).fit(X, Y.to_numpy())
+    assert list(plain.loo_predict(as_frame=True).columns) == [0, 1]
+    assert not hasattr(plain, "target_names_")
+
+
 def test_groups_and_rows_resolve_against_the_labels_shown():
     # y as an array: the final step sees no labels, the explanation takes them from X
     X, y = _table(120, 6)
