@@ -27,8 +27,13 @@
    placement puts a Marchenko-Pastur bulk of eigenvalues down to the penalty,
    which no low rank removes; word frequencies make the spectrum decay.
 
+5. ``--auto``: ``influence_solver="auto"`` beyond 4,000 parameters (1,000 rows, 10
+   classes, 410 features: P = 4,110) starts with CG; a call that needs a solve per
+   training row factors H instead. Per-row calls side by side with CG kept
+   throughout (``influence_solver="cg"``), and ``influence_on_loss`` for 10 rows.
+
 Run: ``python benchmarks/bench_scale.py [--rows] [--sparse] [--no-dense]
-[--preconditioners] [--spectrum]``
+[--preconditioners] [--spectrum] [--auto]``
 """
 
 import argparse
@@ -220,6 +225,34 @@ def spectrum_benchmark(ranks=(100, 200, 300, 1000, 2000, 5000, 10000)):
                   f"{lam[k] / lam[-1]:6.0f}, CG iterations {_cg_iterations(ideal)}")
 
 
+def auto_benchmark(repeats=3):
+    rng = np.random.default_rng(0)
+    n, p, K = 1000, 410, 10
+    X = rng.normal(size=(n, p))
+    y = np.argmax(X @ (0.1 * rng.normal(size=(p, K))) + rng.gumbel(size=(n, K)), axis=1)
+    fitted = InfluenceLogisticRegression(C=0.1, tol=1e-8, max_iter=2000).fit(X, y)
+    calls = {"influence_on_loss, 10 rows": lambda m: m.influence_on_loss(X[:10], y[:10]),
+             "self_influence": lambda m: m.self_influence(),
+             "influence_on_params": lambda m: m.influence_on_params(),
+             "loo_predict_proba": lambda m: m.loo_predict_proba()}
+    print(f"n={n:,}, {K} classes, P={fitted.coef_.size + K:,}: medians of {repeats}, "
+          "each call on a fresh state")
+    for name, call in calls.items():
+        times = {"auto": [], "cg": []}
+        answers, solvers = {}, {}
+        for _ in range(repeats):
+            for spec in times:
+                fitted.set_params(influence_solver=spec)  # a fresh state
+                t0 = time.perf_counter()
+                answers[spec] = call(fitted)
+                times[spec].append(time.perf_counter() - t0)
+                solvers[spec] = type(fitted._state().solver).__name__
+        ta, tc = np.median(times["auto"]), np.median(times["cg"])
+        err = np.abs(answers["auto"] - answers["cg"]).max() / np.abs(answers["cg"]).max()
+        print(f"  {name:28s} auto {ta:6.2f} s ({solvers['auto']}), CG throughout {tc:6.2f} s: "
+              f"{tc / ta:5.1f}x; agreement {err:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", action="store_true", help="the 1,000,000 x 50 memory run")
@@ -229,8 +262,11 @@ def main():
                         help="CG's preconditioners on uniform and Zipf sparse data")
     parser.add_argument("--spectrum", action="store_true",
                         help="the iterations an ideal rank-k preconditioner would need")
+    parser.add_argument("--auto", action="store_true",
+                        help="'auto' factoring H for per-row calls beyond 4,000 parameters")
     args = parser.parse_args()
-    both = not (args.rows or args.sparse or args.preconditioners or args.spectrum)
+    both = not (args.rows or args.sparse or args.preconditioners or args.spectrum
+                or args.auto)
     if args.rows or both:
         rows_benchmark()
     if args.sparse or both:
@@ -239,6 +275,8 @@ def main():
         preconditioner_benchmark()
     if args.spectrum:
         spectrum_benchmark()
+    if args.auto:
+        auto_benchmark()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .curvature import CHUNK_ELEMENTS, augment, gemm, row_chunks
-from .solvers import DirectSolver
+from .solvers import DirectSolver, ShortfallWarnings
 
 #: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
 #: objective flat along some direction (leverage 1).
@@ -197,6 +197,7 @@ def iter_steps(state, budget=None, extra=0):
     """
     cache = _cache(state)
     n, P = state.n, state.P
+    state.expect_solves(n * state.K)
     if "steps" in cache:
         for rows in row_chunks(n, P + extra, budget):
             yield rows, cache["steps"][rows]
@@ -204,14 +205,17 @@ def iter_steps(state, budget=None, extra=0):
     known = cache.get("coef")
     coef = np.empty((n, state.K)) if known is None else None
     kept = np.empty((n, P)) if n * P <= STEPS_CACHE_ELEMENTS else None
+    shortfalls = ShortfallWarnings()  # an iterative solver's warnings: once, at the end
     for rows in row_chunks(n, P * (state.K if known is None else 1) + extra, budget):
-        if known is None:  # computed in place when kept: yielded as a view of them
-            coef[rows], steps = _fresh(state, rows, None if kept is None else kept[rows])
-        else:
-            steps = _from_coef(state, rows, known[rows])
-            if kept is not None:
-                kept[rows] = steps
+        with shortfalls.hold():
+            if known is None:  # computed in place when kept: yielded as a view of them
+                coef[rows], steps = _fresh(state, rows, None if kept is None else kept[rows])
+            else:
+                steps = _from_coef(state, rows, known[rows])
+                if kept is not None:
+                    kept[rows] = steps
         yield rows, steps
+    shortfalls.issue()
     if known is None:
         cache["coef"] = coef
     if kept is not None:

@@ -61,6 +61,10 @@ RCOND_SINGULAR = 1e3 * np.finfo(np.float64).eps
 #: ``"auto"`` factors H directly up to this many parameters, else uses CG.
 AUTO_DIRECT_MAX_PARAMS = 4000
 
+#: Beyond ``AUTO_DIRECT_MAX_PARAMS``, ``"auto"`` still factors H (up to this many
+#: parameters: 800 MB) for a call that needs so many solves that CG would cost more.
+AUTO_FACTOR_MAX_PARAMS = 10_000
+
 def singular_hint(H=None, diag=None):
     """What to do about a singular Hessian, with a damping sized to ``H`` (or to its
     diagonal ``diag``)."""
@@ -313,6 +317,20 @@ class LiSSA(_SolverConfig):
         return LissaSolver(op, self)
 
 
+def factoring_pays(solver, op, m):
+    """Whether forming and factoring H costs fewer flops than ``m`` CG solves on it
+    (``m`` right-hand sides at the iterations CG has needed so far, at least 20),
+    with H small enough to keep (``P <= AUTO_FACTOR_MAX_PARAMS``)."""
+    if not isinstance(solver, CGSolver) or op.P > AUTO_FACTOR_MAX_PARAMS:
+        return False
+    P = op.P
+    per_product = 2.0 * P * P if op.dense is not None else float(op.data_pass_cost())
+    iterations = max([20, *solver.iterations])
+    cg = m * iterations * (per_product + 10.0 * P)
+    form = 0.0 if op.dense is not None else op.data_pass_cost() * P / 2.0
+    return cg > form + P**3 / 3.0 + 2.0 * P * P * m
+
+
 def resolve_solver(spec, n_params):
     """The solver configuration for an ``influence_solver`` value."""
     if isinstance(spec, _SolverConfig):
@@ -530,6 +548,54 @@ class CGSolver:
                 stacklevel=user_stacklevel(),
             )
         return X[:, 0] if vec else X
+
+
+class ShortfallWarnings:
+    """Holds the solvers' ConvergenceWarnings (one per batch of right-hand sides) raised
+    inside :meth:`hold`, and issues the first once, counting the others: a call over
+    many batches or chunks warns once. Other warnings pass through as issued."""
+
+    def __init__(self):
+        self.held = []
+
+    depth = 0  # collectors holding now: an inner one leaves the warnings to the outer
+
+    @contextlib.contextmanager
+    def hold(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ShortfallWarnings.depth += 1
+            try:
+                yield self
+            finally:
+                ShortfallWarnings.depth -= 1
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                self.held.append(w)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
+                                       source=w.source)
+
+    def issue(self):
+        if self.held:
+            message = str(self.held[0].message)
+            if len(self.held) > 1:
+                message += (f" ({len(self.held) - 1} more batch(es) of right-hand sides in "
+                            "this call stopped short too.)")
+            self.held = []
+            warnings.warn(message, ConvergenceWarning, stacklevel=user_stacklevel())
+
+
+@contextlib.contextmanager
+def one_shortfall_warning():
+    """A context inside which the solvers' ConvergenceWarnings are issued once."""
+    if ShortfallWarnings.depth:  # inside a call's collector already
+        yield
+        return
+    collected = ShortfallWarnings()
+    with collected.hold():
+        yield
+    collected.issue()
 
 
 def _dense_products_pay(op):
@@ -797,6 +863,15 @@ class LissaSolver:
             self.need = (math.sqrt(ratio) * math.log(2.0 / config.tol) if self.acceleration
                          else math.log(1.0 / config.tol) * ratio)
             self.depth = int(min(math.ceil(self.need), config.max_depth))
+            if self.need > 10 * config.max_depth:  # said before the steps are spent
+                warnings.warn(
+                    f"LiSSA's spectrum estimates ask for about {self.need:.2g} steps per "
+                    f"solve, far beyond max_depth={config.max_depth}: its answers will be "
+                    f"far from tol={config.tol:g} after {self.depth} steps per batch. Use "
+                    "influence_solver='cg' (exact, fewer products) or 'direct'.",
+                    ConvergenceWarning,
+                    stacklevel=user_stacklevel(),
+                )
         self.rhs_batch = 256
 
     need = None  # the automatic depth before the cap

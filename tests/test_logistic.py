@@ -217,6 +217,11 @@ def test_bad_inputs_raise_clear_errors(cancer, wine):
 
     with pytest.raises(NotFittedError):
         InfluenceLogisticRegression().self_influence()
+    failed = InfluenceLogisticRegression()  # a first fit that stops part-way
+    with pytest.raises(ValueError, match="2 classes"):
+        failed.fit(Xt[:5], np.zeros(5))
+    with pytest.raises(NotFittedError, match="did not finish"):
+        failed.self_influence()
 
 
 def test_inputs_are_not_modified(wine):

@@ -218,9 +218,17 @@ def test_lissa_is_within_tol_or_warns_and_never_warns_falsely():
 
 def test_lissa_warns_when_its_depth_cap_stops_it(cancer):
     X, y, Xt, yt = cancer
-    clf = InfluenceLogisticRegression(**NEWTON, influence_solver=LiSSA(max_depth=5)).fit(X, y)
-    with pytest.warns(ConvergenceWarning, match=r"max_depth=5\b.*influence_solver='cg'"):
+    clf = InfluenceLogisticRegression(**NEWTON, influence_solver=LiSSA(max_depth=2)).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         clf.influence_on_loss(Xt[:3], yt[:3])
+    messages = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+    # said before the steps are spent (the estimate is far beyond the cap), then after
+    assert re.search(r"ask for about \S+ steps per solve, far beyond max_depth=2\b",
+                     messages[0]), messages
+    assert re.search(r"stopped after 2 steps \(max_depth=2\).*influence_solver='cg'",
+                     messages[-1]), messages
+    assert len(messages) == 2
 
 
 @pytest.mark.parametrize("data", ["cancer", "wine"])
@@ -331,6 +339,43 @@ def test_auto_rule():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert isinstance(clf._state().solver, LissaSolver)
+
+
+def test_auto_factors_h_for_per_row_quantities_beyond_4000_parameters():
+    """Beyond 4,000 parameters "auto" starts with CG, which suits a few test rows; a
+    call that needs a solve per training row factors H instead (it fits, and costs
+    less than n CG solves), with the direct answers. A chosen CG is kept."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 4100))
+    y = (X[:, :20].sum(1) + rng.standard_normal(1000) > 0).astype(int)
+    clf = InfluenceLogisticRegression(C=0.05, tol=1e-10, max_iter=1000).fit(X, y)
+    clf.influence_on_loss(X[:3], y[:3])
+    assert isinstance(clf._state().solver, CGSolver)  # three solves: CG pays
+    si = clf.self_influence()
+    assert isinstance(clf._state().solver, DirectSolver)
+    ref = clone(clf).set_params(influence_solver="direct").fit(X, y)
+    np.testing.assert_allclose(si, ref.self_influence(), rtol=1e-7)
+    chosen = clone(clf).set_params(influence_solver="cg").fit(X, y)
+    chosen.influence_on_loss(X[:3], y[:3])
+    assert isinstance(chosen._state().solver, CGSolver)
+
+
+def test_a_short_stopped_solver_warns_once_per_call(cancer):
+    """Batches and chunks of right-hand sides each stop short; the call warns once,
+    naming the residual and how many other batches stopped short."""
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    clf.set_params(influence_solver=ConjugateGradient(maxiter=2, batch_size=50,
+                                                      preconditioner=None))
+    for call in (clf.self_influence, clf.influence_on_params,
+                 lambda: clf.influence_on_params(kind="newton")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        shortfalls = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+        assert len(shortfalls) == 1, [str(w.message) for w in caught]
+        assert re.search(r"residual .* more batch\(es\)", str(shortfalls[0].message))
+        assert shortfalls[0].filename == __file__
 
 
 @pytest.mark.slow
@@ -695,4 +740,5 @@ def test_lissa_measures_its_mini_batch_noise_across_repeats(cancer):
                                           random_state=0))
     with pytest.warns(ConvergenceWarning) as caught:
         clf._state().solver.solve(B)
-    assert sum("max_depth=200" in str(w.message) for w in caught) == 1  # not once per run
+    # once, not once per run (the estimate's warning at build time is another)
+    assert sum("stopped after" in str(w.message) for w in caught) == 1
