@@ -91,6 +91,8 @@ def top_training_rows(fitted, X_test=None, y_test=None, *, k=5, X_train=None):
     shows their label and features: the raw rows when they are known
     (``X_train``, or given to :func:`explain`), else the rows as the final model
     sees them, with the preprocessing's feature names (``sex_female``, ``age``).
+    A feature named like one of the table's own columns (``label``, ``role``) is
+    shown as ``"label (feature)"``.
 
     Parameters
     ----------
@@ -115,18 +117,29 @@ def top_training_rows(fitted, X_test=None, y_test=None, *, k=5, X_train=None):
         score = ex.self_influence()
         order = np.argsort(score, kind="stable")[:k]
         out = ex.training_rows(order, X_train)
-        out.insert(0, "self_influence", score[order])
+        _insert(out, 0, "self_influence", score[order])
     else:
         score = aggregate_influence(ex, X_test, y_test, kind="remove")
         harmful = np.argsort(score, kind="stable")[:k]
         helpful = np.argsort(-score, kind="stable")[:k]
         order = np.r_[harmful, helpful[~np.isin(helpful, harmful)]]
         out = ex.training_rows(order, X_train)
-        out.insert(0, "role", np.where(score[order] < 0, "harmful", "helpful"))
-        out.insert(0, "change_if_removed", score[order])
+        _insert(out, 0, "role", np.where(score[order] < 0, "harmful", "helpful"))
+        _insert(out, 0, "change_if_removed", score[order])
     if label is not None:
-        out.insert(1, "label", np.asarray(label)[order])
+        _insert(out, 1, "label", np.asarray(label)[order])
     return out
+
+
+def _insert(table, at, name, values):
+    """Insert the library's column ``name``; a feature of that name (a column called
+    ``label`` or ``role``) is shown as ``"label (feature)"``."""
+    if name in table.columns:
+        new = f"{name} (feature)"
+        while new in table.columns:
+            new += "'"
+        table.columns = [new if c == name else c for c in table.columns]
+    table.insert(at, name, values)
 
 
 def responsible_features(fitted, X_test, y_test, *, top=20):

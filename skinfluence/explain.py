@@ -311,6 +311,22 @@ class Explanation(BaseEstimator):
     def __sklearn_is_fitted__(self):
         return "_model" in self.__dict__ or "model_" in self.__dict__
 
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object's is the live __dict__
+        if "_fitted_as" in state:
+            # identities do not survive every pickler (joblib writes shared arrays
+            # apart): keep whether the explanation was current, and take a new
+            # record of the loaded objects
+            state["_fitted_as"] = _unchanged(self._fitted_as, self.final_estimator_)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        current = self.__dict__.get("_fitted_as")
+        if isinstance(current, bool):
+            self._fitted_as = (_fit_signature(self.final_estimator_, self.preprocessor_)
+                               if current else _STALE)
+
     @property
     def model_(self):
         """The influence model of the final step (refused once the step was refitted)."""
@@ -321,7 +337,8 @@ class Explanation(BaseEstimator):
         if not _unchanged(self._fitted_as, self.final_estimator_):
             raise ValueError(
                 f"The {type(self.final_estimator_).__name__} explained here (or its "
-                "preprocessing) was refitted or changed after the explanation was made: "
+                "preprocessing) was refitted or changed after the explanation was made "
+                "(or a refit of it failed part-way): "
                 "its numbers would be labelled with the old rows, or test rows would go "
                 "through other preprocessing than the training rows did. Call "
                 "skinfluence.explain(...) again on the refitted model."
@@ -524,12 +541,13 @@ class Explanation(BaseEstimator):
         check_is_fitted(self)
         return self._predictions(self.model_.loo_predict(), "loo_predict", as_frame)
 
-    def approx_cross_val_predict(self, method="predict", cv=None, *, newton_steps=1,
-                                 as_frame=False):
+    def approx_cross_val_predict(self, method="predict", cv=None, *, groups=None,
+                                 newton_steps=1, as_frame=False):
         """:meth:`InfluenceMixin.approx_cross_val_predict` of the final model (the
         preprocessing is held as fitted on all rows)."""
         check_is_fitted(self)
-        out = self.model_.approx_cross_val_predict(method, cv, newton_steps=newton_steps)
+        out = self.model_.approx_cross_val_predict(method, cv, groups=groups,
+                                                   newton_steps=newton_steps)
         return self._predictions(out, f"cv_{method}", as_frame)
 
     # ---------------------------------------------------------- predictions
@@ -576,6 +594,10 @@ _DROP_INS = {
     "InfluencePoissonRegressor", "GammaRegressor": "InfluenceGammaRegressor",
     "TweedieRegressor": "InfluenceTweedieRegressor",
 }
+
+
+#: The record of an explanation pickled after its model was refitted: never current.
+_STALE = ([(None, "coef_", object())], None)
 
 
 def _fitted_slots(obj, out, depth=0):

@@ -216,7 +216,7 @@ def loo_outputs(est):
     return out
 
 
-def cross_val_outputs(est, cv=None, *, newton_steps=1):
+def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     """Outputs of every training row from the model fitted without its fold.
 
     Parameters
@@ -226,6 +226,8 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
         As in :func:`sklearn.model_selection.cross_val_predict` (``None``: 5
         folds, stratified for classifiers, not shuffled), so the folds are
         scikit-learn's.
+    groups : array-like of shape (n_train,), default=None
+        Group labels for a group splitter, as in ``cross_val_predict``.
     newton_steps : int, default=1
         Newton steps per fold from the full fit. The first uses the full
         Hessian with the fold's curvature removed (no pass over the data);
@@ -264,7 +266,12 @@ def cross_val_outputs(est, cv=None, *, newton_steps=1):
     flat = np.zeros((P, P)) if op.N is None else op.null_scale * (op.N @ op.N.T)
     zeros = np.zeros(P)
     out = np.empty((n, K))
-    for _, fold in splitter.split(np.zeros((n, 1)), y):
+    if groups is not None:
+        groups = np.atleast_1d(np.asarray(groups))
+        if groups.shape[:1] != (n,):
+            raise ValueError(f"groups has {len(groups)} entries for {n} training rows; "
+                             "pass one group label per training row, in fit order.")
+    for _, fold in splitter.split(np.zeros((n, 1)), y, groups):
         # the fold's part of H and of the gradient at theta_hat, over bounded chunks
         H_fold, g_fold = np.zeros((P, P)), np.zeros(P)
         for part in row_chunks(len(fold), P):

@@ -190,6 +190,27 @@ def test_group_removal_newton_vs_refit(cancer):
 
 
 # ------------------------------------------------------------ notebook tables
+def test_tables_keep_features_named_like_their_own_columns(cancer):
+    """Features called ``label``, ``role`` or ``self_influence`` stay in the table (as
+    "label (feature)"), next to the library's columns of those names."""
+    pd = pytest.importorskip("pandas")
+    X, y, Xt, yt = cancer
+    names = ["label", "role", "self_influence", "change_if_removed"]
+    cols = names + [f"f{j}" for j in range(4, X.shape[1])]
+    df = pd.DataFrame(X, columns=cols)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(df, y)
+    table = top_training_rows(clf, pd.DataFrame(Xt[:2], columns=cols), yt[:2], k=2)
+    assert list(table.columns[:3]) == ["change_if_removed", "label", "role"]
+    for name in ["label", "role", "change_if_removed"]:
+        np.testing.assert_array_equal(table[f"{name} (feature)"], df.loc[table.index, name])
+    np.testing.assert_array_equal(table["self_influence"], df.loc[table.index, "self_influence"])
+    np.testing.assert_array_equal(table["label"], y[table.index])
+    suspicious = top_training_rows(clf, k=3)
+    np.testing.assert_allclose(suspicious["self_influence"], np.sort(clf.self_influence())[:3])
+    np.testing.assert_array_equal(suspicious["self_influence (feature)"],
+                                  df.loc[suspicious.index, "self_influence"])
+
+
 def test_tables_are_indexed_by_the_training_rows(cancer):
     pd = pytest.importorskip("pandas")
     X, y, Xt, yt = cancer

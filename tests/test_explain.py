@@ -320,3 +320,22 @@ def test_leave_out_predictions_have_the_estimators_shape(make):
     assert approx.shape == exact.shape == make().fit(X, Y).predict(X).shape
     assert ex.loo_predict().shape == exact.shape
     np.testing.assert_allclose(approx, exact, rtol=1e-8, atol=1e-10)
+
+
+def test_joblib_round_trip_keeps_an_explanation_usable(cancer, tmp_path):
+    """joblib writes shared arrays apart, so identities do not survive it; the loaded
+    explanation answers as before, and one saved after a refit stays refused."""
+    joblib = pytest.importorskip("joblib")
+    X, y, Xt, yt = cancer
+    model = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    ex = explain(model)
+    joblib.dump(ex, tmp_path / "ex.joblib")
+    loaded = joblib.load(tmp_path / "ex.joblib")
+    np.testing.assert_array_equal(loaded.self_influence(), ex.self_influence())
+    loaded.final_estimator_.fit(X[:400], y[:400])  # the loaded one still notices a refit
+    with pytest.raises(ValueError, match="refitted"):
+        loaded.self_influence()
+    model.fit(X[:400], y[:400])
+    joblib.dump(ex, tmp_path / "stale.joblib")
+    with pytest.raises(ValueError, match="refitted"):
+        joblib.load(tmp_path / "stale.joblib").self_influence()

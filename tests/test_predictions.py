@@ -142,6 +142,15 @@ def test_approximate_cross_val_predict(diabetes, wine):
                                exact, atol=1e-8)
     with pytest.raises(ValueError, match="newton_steps"):
         clf.approx_cross_val_predict(newton_steps=0)
+    # group splitters take groups, as cross_val_predict does
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.arange(len(y)) % 7
+    np.testing.assert_allclose(
+        reg.approx_cross_val_predict(cv=GroupKFold(3), groups=groups),
+        cross_val_predict(Ridge(alpha=0.3), X, y, cv=GroupKFold(3), groups=groups), rtol=1e-9)
+    with pytest.raises(ValueError, match="one group label per training row"):
+        reg.approx_cross_val_predict(cv=GroupKFold(3), groups=groups[:-1])
 
 
 def test_explanations_answer_prediction_questions_on_raw_rows(cancer):
