@@ -180,14 +180,16 @@ class StationarityReport:
         self-influence of up to 200 sampled rows, recomputed after one Newton
         step towards the optimum. A :class:`~skinfluence.StationarityWarning`
         is issued when it exceeds 1% (e.g. scikit-learn's defaults: 3e-4 on the
-        ``fair`` data, no warning; 1.1 on raw breast_cancer, a warning).
+        ``fair`` data, no warning; 1.1 on raw breast_cancer, a warning). NaN when
+        it was not estimated: ``ratio <= 0.1`` (no estimate needed), or an
+        iterative solver (no factor to recompute with).
     """
 
     gradient_norm: float
     newton_step_norm: float
     removal_step_norm: float
     ratio: float
-    relative_error: float = 0.0
+    relative_error: float = float("nan")
 
     @property
     def is_stationary(self):
@@ -620,7 +622,7 @@ class _InfluenceState(ParameterLayout):
             ratio = 0.0
         else:
             ratio = step_norm / removal if removal > 0 else np.inf
-        error = 0.0
+        error = np.nan  # not estimated
         if ratio > STATIONARITY_RATIO_WARN and isinstance(self.solver, DirectSolver):
             error = self._optimisation_error(est, step, idx, S[:, 1:])
         return StationarityReport(
@@ -628,7 +630,7 @@ class _InfluenceState(ParameterLayout):
             newton_step_norm=step_norm,
             removal_step_norm=removal,
             ratio=float(ratio),
-            relative_error=float(error) if ratio > STATIONARITY_RATIO_WARN else 0.0,
+            relative_error=float(error),
         )
 
     def _optimisation_error(self, est, step, idx, S):
@@ -820,7 +822,7 @@ class InfluenceMixin:
             state = self._dask_state() if is_dask(self._fit_X) else _InfluenceState(self)
             rep = state.stationarity
             if not np.isnan(rep.ratio) and not rep.is_stationary and self._expects_stationary():
-                size = (f"by about {rep.relative_error:.0%}" if rep.relative_error < 10
+                size = (f"by about {rep.relative_error:.0%}" if not rep.relative_error >= 10
                         else f"beyond recognition (relative error {rep.relative_error:.1e})")
                 error = (f"; it distorts influence {size} (relative, estimated by "
                          "recomputing it one Newton step closer to the optimum)"
