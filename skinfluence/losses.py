@@ -54,6 +54,31 @@ def _logsumexp_first(Z):
     return out
 
 
+def _one_hot_labels(Y):
+    """The class of each row of a one-hot ``Y``, else None."""
+    labels = np.argmax(Y, axis=1)
+    return labels if np.array_equal(Y, np.eye(Y.shape[1])[labels]) else None
+
+
+def _log1p_others(dF, F0, labels):
+    """``log(sum_k exp(F[k] - F[y]))`` for ``F = F0 + dF`` (outputs first), as ``log1p``
+    of the other classes' ``exp`` (the true class's term is the 1): three passes over
+    ``dF``'s size where shifting by the maximum took seven (W1: 100 test rows x 1,400
+    steps x 10 classes, 1.65x), as precise where a row is confidently right. None
+    when an ``exp`` overflowed (an output 709 above the true one's)."""
+    m = F0.shape[0]
+    rows = np.arange(m)
+    F = dF - dF[labels, rows, :][None]
+    F += (F0 - F0[rows, labels][:, None]).T[:, :, None]
+    F[labels, rows, :] = -np.inf  # exp(0) = 1 exactly: it is the "1 +" of log1p
+    with np.errstate(over="ignore"):
+        np.exp(F, out=F)
+    out = F.sum(axis=0)
+    if not np.isfinite(out).all():
+        return None
+    return np.log1p(out, out=out)
+
+
 def _diagonal(V):
     """``(n, K)`` -> ``(n, K, K)`` with ``V`` on each diagonal."""
     A = np.zeros(V.shape + (V.shape[1],))
@@ -232,10 +257,13 @@ class SoftmaxLoss(Loss):
         # top + log1p(sum of the other exps), accurate when a row is confidently right
         # (the change is then far below the outputs' rounding). Every reduction runs
         # over the K contiguous (m, c) blocks (over a last axis of 10 was 5x slower).
-        F = dF + F0.T[:, :, None]
-        F -= np.einsum("kmc,mk->mc", F, Y)
+        labels = _one_hot_labels(Y)
+        out = None if labels is None else _log1p_others(dF, F0, labels)
+        if out is None:  # not one-hot, or an exp overflowed: shift by the maximum
+            F = dF + F0.T[:, :, None]
+            F -= np.einsum("kmc,mk->mc", F, Y)
+            out = _logsumexp_first(F)
         before = F0 - np.einsum("mk,mk->m", F0, Y)[:, None]
-        out = _logsumexp_first(F)
         out -= _logsumexp_first(before.T[:, :, None])
         return out
 

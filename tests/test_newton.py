@@ -176,6 +176,21 @@ def test_value_change_is_the_difference_of_values(loss):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_softmax_value_change_with_soft_labels():
+    """Labels that are not one-hot (the one-hot shortcut does not apply) still give
+    the difference of the loss values."""
+    loss = SoftmaxLoss()
+    rng = np.random.default_rng(1)
+    m, c, K = 5, 4, 3
+    Y = rng.dirichlet(np.ones(K), m)
+    F0, dF = rng.standard_normal((m, K)), rng.standard_normal((K, m, c))
+    got = loss.value_change(Y, F0, dF)
+    want = np.array([[loss.value(Y[t:t + 1], (F0[t] + dF[:, t, j])[None])[0]
+                      - loss.value(Y[t:t + 1], F0[t][None])[0] for j in range(c)]
+                     for t in range(m)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_softmax_value_change_is_finite_far_from_the_fit():
     """Outputs of +-800 overflow a plain exp; the change stays finite and exact."""
     loss = SoftmaxLoss()
