@@ -380,6 +380,47 @@ def _check_numbers_with_stray_cells(df, skip):
             )
 
 
+def _as_dates(col):
+    """The column as datetimes when every present cell is text with a four-digit year
+    and a separator that pandas reads as a date (one format), else None (version
+    numbers such as ``1.2.3`` are not dates)."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return None
+    present = col.dropna()
+    if len(present) < 5 or not all(isinstance(v, str) for v in present):
+        return None
+    if not (present.str.contains(r"(?<!\d)[12]\d{3}(?!\d)")
+            & present.str.contains(r"[-/.:]")).all():
+        return None
+    for dayfirst in (False, True):  # 12/31/2020, else 31/12/2020
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' notes on inferring the format
+            try:
+                parsed = pd.to_datetime(col, errors="coerce", dayfirst=dayfirst)
+            except (ValueError, TypeError, OverflowError):
+                continue
+        if parsed.isna().sum() == col.isna().sum():
+            return parsed
+    return None
+
+
+def _date_columns(df, skip):
+    """The columns of dates (``2021-03-04``), which the model reads as days since the
+    earliest; a column of distinct dates would otherwise be left out as text, and
+    repeated ones one-hot encoded."""
+    return [name for name, col in df.items()
+            if name not in skip and _as_dates(col) is not None]
+
+
+def _days(col):
+    dates = _as_dates(col)
+    return (dates - dates.min()) / np.timedelta64(1, "D")
+
+
 def _identifiers(df, skip):
     """``{column: (kind, reason)}`` for the columns that identify rows, except ``skip``."""
     leading_unnamed = 0
@@ -592,6 +633,9 @@ def _fit(X, y, task, model, weights=None):
     flags = [c for c in X.columns if X[c].dtype == bool]
     if flags:  # True/False columns are numbers 1/0 to the model (the imputer refuses bool)
         X = X.astype({c: np.int64 for c in flags})
+    dated = [c for c in X.columns if _as_dates(X[c]) is not None]
+    if dated:  # dates are days since the earliest to the model (shown as given)
+        X = X.assign(**{str(c): _days(X[c]) for c in dated})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -710,8 +754,12 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
             raise AuditError(f"--weight {weight!r} is also the target or the row labels")
         drop = [*drop, weight]
 
-    _check_numbers_with_stray_cells(df, skip={target, index_col, *drop, *keep})
-    found = _identifiers(df, skip={target, index_col, *drop, *keep})
+    dates = _date_columns(df, skip={target, index_col, weight, *drop})
+    if dates:
+        notes.append(f"note: {', '.join(map(repr, dates))} read as dates: the model sees "
+                     "days since the earliest")
+    _check_numbers_with_stray_cells(df, skip={target, index_col, *drop, *keep, *dates})
+    found = _identifiers(df, skip={target, index_col, *drop, *keep, *dates})
     labels, label_name, label_from = _labels(df, found, index_col)
     if found:
         notes.append(_describe(found, label_from))

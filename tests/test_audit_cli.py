@@ -83,6 +83,39 @@ def test_true_false_columns_are_features(tmp_path, capsys):
     assert len(ranking) == 80 and set(ranking["flag"]) == {True, False}  # shown as given
 
 
+def test_date_columns_are_days_since_the_earliest(tmp_path, capsys):
+    """Distinct dates were left out as "free text" and repeated ones one-hot encoded;
+    they are days since the earliest to the model (as the audit of that number column
+    gives), shown as given, with a note; version numbers stay text."""
+    rng = np.random.default_rng(0)
+    n = 120
+    days = rng.permutation(400)[:n]
+    dates = pd.Timestamp("2021-01-01") + pd.to_timedelta(days, unit="D")
+    label = ((days - 200) / 100 + rng.normal(size=n) > 0).astype(int)
+    frame = pd.DataFrame({"signup": dates.strftime("%d/%m/%Y"), "x": rng.normal(size=n),
+                          "version": rng.choice(["1.2.3", "1.10.0", "2.0.1"], n),
+                          "label": label})
+    frame.loc[5, "signup"] = None
+    path = tmp_path / "dates.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "ranking.csv"
+    assert _run(path, "--target", "label", "--output", out) == 0
+    printed = capsys.readouterr().out
+    assert "'signup' read as dates: the model sees days since the earliest" in printed
+    ranking = pd.read_csv(out)
+    assert set(ranking["signup"].dropna()) <= set(frame["signup"])  # shown as given
+    # the same audit with the days written out as numbers
+    numbers = frame.assign(signup=(days - days.min()).astype(float))
+    numbers.loc[5, "signup"] = np.nan
+    numbers.to_csv(tmp_path / "days.csv", index=False)
+    assert _run(tmp_path / "days.csv", "--target", "label", "--output", tmp_path / "d.csv") == 0
+    expected = pd.read_csv(tmp_path / "d.csv")
+    np.testing.assert_allclose(ranking["self_influence"], expected["self_influence"],
+                               rtol=1e-8)
+    assert "version" in ranking.columns and set(ranking["version"]) <= {"1.2.3", "1.10.0",
+                                                                         "2.0.1"}
+
+
 def test_identifier_columns_are_left_out_and_named_in_one_note(tmp_path, capsys):
     df = _people().sample(frac=1.0, random_state=0)  # the saved index is a shuffled label
     path, out = tmp_path / "people.csv", tmp_path / "ranking.csv"
