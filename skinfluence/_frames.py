@@ -60,16 +60,27 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
 
     By default rows are test rows and columns training rows, each named by
     their own labels. When both axes would carry the same name (test and
-    training rows from one table with a named index), they are named
-    ``index_name`` and ``columns_name``, so that ``stack().reset_index()`` works.
+    training rows from one table with an index named ``passenger``), the
+    training rows keep it and the test rows are ``test_passenger``, so that
+    ``stack().reset_index()`` works.
     """
     pd = _pandas()
     values = np.asarray(values)
     rows = _axis(index, values.shape[0], index_name)
     cols = _axis(columns, values.shape[1], columns_name)
-    if rows.name == cols.name:
-        rows, cols = rows.rename(index_name), cols.rename(columns_name)
+    rows, cols = _distinct_names(rows, cols, index_name, columns_name)
     return pd.DataFrame(values, index=rows, columns=cols, copy=False)
+
+
+def _distinct_names(rows, cols, index_name, columns_name):
+    """Axes of one shared name apart: test rows ``test_<name>`` against training rows
+    ``<name>`` (as the training rows are named in every other table), else
+    ``index_name`` and ``columns_name``."""
+    if rows.name != cols.name:
+        return rows, cols
+    if index_name == "test_row" and isinstance(rows.name, str):
+        return rows.rename(f"test_{rows.name}"), cols
+    return rows.rename(index_name), cols.rename(columns_name)
 
 
 def target_columns(y, n_outputs):
@@ -102,10 +113,8 @@ def label_cube(values, index, columns, outputs=None):
     pd = _pandas()
     values = np.asarray(values)
     m, n, c = values.shape
-    rows = _axis(index, m, "test_row")
-    cols = _axis(columns, n, "train_row")
-    if rows.name == cols.name:
-        rows, cols = rows.rename("test_row"), cols.rename("train_row")
+    rows, cols = _distinct_names(_axis(index, m, "test_row"), _axis(columns, n, "train_row"),
+                                 "test_row", "train_row")
     labels = _output_labels(outputs, c)
     return pd.DataFrame(values.reshape(m * n, c), index=pd.MultiIndex.from_product([rows, cols]),
                         columns=pd.Index(range(c) if labels is None else labels,

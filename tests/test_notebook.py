@@ -416,12 +416,14 @@ def test_warnings_point_at_the_callers_line():
 
 def test_frames_of_one_named_table_have_distinct_axis_names(fitted):
     objects, pre, X, y, X_test, y_test = fitted
-    # X and X_test carry an index named "passenger": the two axes must not share it
-    frame = sk.explain(objects["pipeline"]).influence_on_loss(X_test.iloc[:2], y_test.iloc[:2],
-                                                              as_frame=True)
-    assert (frame.index.name, frame.columns.name) == ("test_row", "train_row")
+    # X and X_test carry an index named "passenger": the two axes must not share it,
+    # and the training rows keep it, as in self_influence and top_training_rows
+    ex = sk.explain(objects["pipeline"])
+    frame = ex.influence_on_loss(X_test.iloc[:2], y_test.iloc[:2], as_frame=True)
+    assert (frame.index.name, frame.columns.name) == ("test_passenger", "passenger")
+    assert ex.self_influence(as_frame=True).index.name == "passenger"
     long = frame.stack().reset_index()
-    assert list(long.columns[:2]) == ["test_row", "train_row"] and len(long) == 2 * len(X)
+    assert list(long.columns[:2]) == ["test_passenger", "passenger"] and len(long) == 2 * len(X)
 
 
 def test_multiclass_prediction_influence_as_a_long_frame():
