@@ -327,7 +327,7 @@ def factoring_pays(solver, op, m):
     per_product = 2.0 * P * P if op.dense is not None else float(op.data_pass_cost())
     iterations = max([20, *solver.iterations])
     cg = m * iterations * (per_product + 10.0 * P)
-    form = 0.0 if op.dense is not None else op.data_pass_cost() * P / 2.0
+    form = op.data_pass_cost() * P / 2.0  # H from the rows: about P / 2 passes' flops
     return cg > form + P**3 / 3.0 + 2.0 * P * P * m
 
 
