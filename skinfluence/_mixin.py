@@ -588,6 +588,8 @@ class _InfluenceState(ParameterLayout):
         against 3.4 s factored). The factor is kept for later calls."""
         if getattr(self, "auto_solver", False) and factoring_pays(self.solver, self.op, m):
             self.solver = Direct().build(self.op)
+            if self.op.damping > 0:
+                _check_damping_share(self.solver, self.op.damping, self.P)
 
     @staticmethod
     def penalty_diagonal(model, n):

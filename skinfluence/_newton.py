@@ -215,7 +215,12 @@ def iter_steps(state, budget=None, extra=0):
                 if kept is not None:
                     kept[rows] = steps
         yield rows, steps
+    short = bool(shortfalls.held)
     shortfalls.issue()
+    if short:  # a short-stopped solver's steps are not kept: later calls warn again
+        if known is None:
+            cache["unkept_coef"] = coef  # for coefficients(), this call only
+        return
     if known is None:
         cache["coef"] = coef
     if kept is not None:
@@ -232,7 +237,7 @@ def coefficients(state):
         else:
             for _ in iter_steps(state):
                 pass
-    return cache["coef"]
+    return cache["coef"] if "coef" in cache else cache.pop("unkept_coef")
 
 
 def unidentified(state):

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._frames import label_vector, row_labels
 from .explain import as_explanation, explain
 from .validation import _base_weights, progress_bar
+from ._utils import warns_once_per_call
 
 __all__ = [
     "top_training_rows",
@@ -217,6 +218,7 @@ class AttackResult:
 DEFAULT_SCHEDULE = ([0], [1], [0, 1], [0, 1, 2], [0, 1, 2, 3, 4], list(range(10)))
 
 
+@warns_once_per_call
 def training_set_attack(
     fitted, X_target, y_target, *, step=0.02, box=0.5, max_steps=100,
     bounds=(None, None), schedule=DEFAULT_SCHEDULE, progress=False,
@@ -320,6 +322,7 @@ def _is_fitted(estimator):
     return True
 
 
+@warns_once_per_call
 def label_audit(
     estimator, X, y, X_test, y_test, *, flip_fraction=0.1,
     check_fractions=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3),

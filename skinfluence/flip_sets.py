@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .explain import as_explanation
+from ._utils import warns_once_per_call
 
 __all__ = ["FlipSet", "smallest_flip_set"]
 
@@ -111,6 +112,7 @@ def _quantity(ex, x_test, coef):
     return float(theta[j]), model._train_dot(state, S, "remove")[0], f"coef[{names[j]}]"
 
 
+@warns_once_per_call
 def smallest_flip_set(fitted, x_test=None, *, coef=None, max_fraction=0.1, max_refits=20):
     """A small set of training rows whose removal flips a prediction or a coefficient's sign.
 

@@ -11,6 +11,7 @@ fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_
 import numpy as np
 
 from .explain import as_explanation
+from ._utils import warns_once_per_call
 
 __all__ = ["find_label_issues", "confident_learning_issues"]
 
@@ -46,6 +47,7 @@ def confident_learning_issues(labels, pred_probs):
     return above.any(axis=1) & (confident != labels)
 
 
+@warns_once_per_call
 def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
     """Training rows ranked most-suspicious first, with confident learning's issue set.
 

@@ -271,7 +271,17 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         if groups.shape[:1] != (n,):
             raise ValueError(f"groups has {len(groups)} entries for {n} training rows; "
                              "pass one group label per training row, in fit order.")
-    for _, fold in splitter.split(np.zeros((n, 1)), y, groups):
+    folds = [np.asarray(fold) for _, fold in splitter.split(np.zeros((n, 1)), y, groups)]
+    covered = np.bincount(np.concatenate(folds).astype(np.intp), minlength=n) if folds else \
+        np.zeros(n, dtype=np.intp)
+    if covered.shape[0] != n or np.any(covered != 1):
+        missing, repeated = int(np.sum(covered[:n] == 0)), int(np.sum(covered[:n] > 1))
+        raise ValueError(
+            "approx_cross_val_predict needs test folds that partition the training rows, "
+            f"as cross_val_predict does: here {missing} row(s) are in no test fold and "
+            f"{repeated} in several (a ShuffleSplit-like or LeavePGroupsOut splitter); use "
+            "KFold, StratifiedKFold, GroupKFold or LeaveOneGroupOut.")
+    for fold in folds:
         # the fold's part of H and of the gradient at theta_hat, over bounded chunks
         H_fold, g_fold = np.zeros((P, P)), np.zeros(P)
         for part in row_chunks(len(fold), P):

@@ -62,8 +62,15 @@ RCOND_SINGULAR = 1e3 * np.finfo(np.float64).eps
 AUTO_DIRECT_MAX_PARAMS = 4000
 
 #: Beyond ``AUTO_DIRECT_MAX_PARAMS``, ``"auto"`` still factors H (up to this many
-#: parameters: 800 MB) for a call that needs so many solves that CG would cost more.
-AUTO_FACTOR_MAX_PARAMS = 10_000
+#: parameters: a 512 MB factor, and as much again for the explicit inverse of
+#: ``influence_on_params`` and the Newton steps) for a call that needs so many solves
+#: that CG would cost more.
+AUTO_FACTOR_MAX_PARAMS = 8_000
+
+#: How many times more a flop of CG's sparse products costs than one of a dense
+#: Cholesky factorisation (memory-bound: 5 GFLOP/s on the sparse 20,000 x 20,000
+#: products here, against about 50 for the factorisation).
+SPARSE_FLOP_COST = 10.0
 
 def singular_hint(H=None, diag=None):
     """What to do about a singular Hessian, with a damping sized to ``H`` (or to its
@@ -319,14 +326,17 @@ class LiSSA(_SolverConfig):
 
 def factoring_pays(solver, op, m):
     """Whether forming and factoring H costs fewer flops than ``m`` CG solves on it
-    (``m`` right-hand sides at the iterations CG has needed so far, at least 20),
-    with H small enough to keep (``P <= AUTO_FACTOR_MAX_PARAMS``)."""
+    (``m`` right-hand sides at the iterations CG has needed so far, at least 20; a
+    sparse product's flops counted ``SPARSE_FLOP_COST`` times), with H small enough
+    to keep (``P <= AUTO_FACTOR_MAX_PARAMS``)."""
     if not isinstance(solver, CGSolver) or op.P > AUTO_FACTOR_MAX_PARAMS:
         return False
     P = op.P
     per_product = 2.0 * P * P if op.dense is not None else float(op.data_pass_cost())
     iterations = max([20, *solver.iterations])
     cg = m * iterations * (per_product + 10.0 * P)
+    if op.dense is None and sp.issparse(op.Phi):
+        cg *= SPARSE_FLOP_COST
     form = op.data_pass_cost() * P / 2.0  # H from the rows: about P / 2 passes' flops
     return cg > form + P**3 / 3.0 + 2.0 * P * P * m
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import pearsonr
 
+from ._utils import warns_once_per_call
+
 __all__ = ["RetrainingResult", "retrain_without", "refit_with_weights", "progress_bar"]
 
 
@@ -91,6 +93,7 @@ class RetrainingResult:
         return pd.DataFrame(data)
 
 
+@warns_once_per_call
 def retrain_without(
     fitted, X_test, y_test, indices=None, *, top=50, kinds=("remove", "newton"),
     progress=False,

@@ -235,7 +235,29 @@ def test_tables_are_indexed_by_the_training_rows(cancer):
 
 
 # ------------------------------------------------------------------- attack
-def test_training_set_attack_flips_a_target(cancer):
+def test_tools_that_refit_warn_once_per_kind_of_warning(cancer):
+    """A solver stopping short in every step of an attack (or every refit of a flip
+    set) warns once per call, counting the others, at the caller's line."""
+    import re
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skinfluence.solvers import ConjugateGradient
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(
+        **NEWTON, influence_solver=ConjugateGradient(maxiter=2, preconditioner=None)
+    ).fit(X[:150], y[:150])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training_set_attack(clf, Xt[:1], yt[:1], step=0.01, max_steps=5)
+    short = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(short) == 1, [str(w.message) for w in caught]
+    assert re.search(r"and \d+ more like it in this call", str(short[0].message))
+    assert short[0].filename == __file__
+
+
+
     X, y, Xt, yt = cancer
     X, y = X[:150], y[:150]
     clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)

@@ -151,6 +151,16 @@ def test_approximate_cross_val_predict(diabetes, wine):
         cross_val_predict(Ridge(alpha=0.3), X, y, cv=GroupKFold(3), groups=groups), rtol=1e-9)
     with pytest.raises(ValueError, match="one group label per training row"):
         reg.approx_cross_val_predict(cv=GroupKFold(3), groups=groups[:-1])
+    # folds that do not partition the rows are refused, as by cross_val_predict (rows in
+    # no test fold were left as uninitialised memory)
+    from sklearn.model_selection import LeavePGroupsOut, ShuffleSplit
+
+    for cv, kw in [(ShuffleSplit(2, test_size=0.2, random_state=0), {}),
+                   (LeavePGroupsOut(2), {"groups": groups})]:
+        with pytest.raises(ValueError, match="partition the training rows"):
+            reg.approx_cross_val_predict(cv=cv, **kw)
+        with pytest.raises(ValueError, match="partitions"):
+            cross_val_predict(Ridge(alpha=0.3), X, y, cv=cv, **kw)
 
 
 def test_explanations_answer_prediction_questions_on_raw_rows(cancer):

@@ -358,6 +358,12 @@ def test_auto_factors_h_for_per_row_quantities_beyond_4000_parameters():
     chosen = clone(clf).set_params(influence_solver="cg").fit(X, y)
     chosen.influence_on_loss(X[:3], y[:3])
     assert isinstance(chosen._state().solver, CGSolver)
+    # the factor's damping check runs when "auto" switches, as when "direct" is chosen
+    from skinfluence import DampingWarning
+
+    damped = clone(clf).set_params(damping=0.05).fit(X, y)
+    with pytest.warns(DampingWarning, match="damping=0.05"):
+        damped.self_influence()
 
 
 def test_a_short_stopped_solver_warns_once_per_call(cancer):
@@ -376,6 +382,10 @@ def test_a_short_stopped_solver_warns_once_per_call(cancer):
         assert len(shortfalls) == 1, [str(w.message) for w in caught]
         assert re.search(r"residual .* more batch\(es\)", str(shortfalls[0].message))
         assert shortfalls[0].filename == __file__
+    # Newton steps from a short-stopped solver are not kept: each call that uses them warns
+    for call in (clf.loo_decision_function, clf.loo_predict_proba, clf.cooks_distance):
+        with pytest.warns(ConvergenceWarning, match="residual"):
+            call()
 
 
 @pytest.mark.slow

@@ -352,8 +352,9 @@ def test_approx_cross_val_predict_steps_are_damped_and_converge(cancer):
     surrogate = SmoothHingeSVC(t=0.5, influence_t=1.0).fit(X, y)
     with pytest.raises(ValueError, match="influence_t=None"):
         surrogate.approx_cross_val_predict("decision_function", cv=cv, newton_steps=2)
-    # its first step is the leave-one-out step for a one-row fold
-    one = [(np.arange(1, 200), np.array([0]))]
+    # its first step is the leave-one-out step for one-row folds
+    from sklearn.model_selection import LeaveOneOut
+
     np.testing.assert_allclose(
-        surrogate.approx_cross_val_predict("decision_function", cv=one)[0],
-        surrogate.loo_decision_function()[0], rtol=1e-10)
+        surrogate.approx_cross_val_predict("decision_function", cv=LeaveOneOut()),
+        surrogate.loo_decision_function(), rtol=1e-10)
