@@ -48,7 +48,7 @@ def confident_learning_issues(labels, pred_probs):
 
 
 @warns_once_per_call
-def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
+def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps=2):
     """Training rows ranked most-suspicious first, with confident learning's issue set.
 
     Parameters
@@ -60,7 +60,7 @@ def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
         Out-of-sample probabilities from approximate K-fold cross-validation
         (``cv`` as in ``cross_val_predict``: 5 stratified folds by default,
         ``newton_steps`` per fold) or approximate leave-one-out.
-    cv, newton_steps : see :meth:`InfluenceMixin.approx_cross_val_predict`
+    cv, groups, newton_steps : see :meth:`InfluenceMixin.approx_cross_val_predict`
         Two Newton steps per fold (the default) bring the probabilities to the
         refits' within about 1e-6, so the ranking is the one five refits give;
         one step is cheaper and differs by about 1e-3.
@@ -104,7 +104,8 @@ def find_label_issues(fitted, *, method="cv", cv=None, newton_steps=2):
             "self_influence()."
         )
     if method == "cv":
-        P = model.approx_cross_val_predict("predict_proba", cv, newton_steps=newton_steps)
+        P = model.approx_cross_val_predict("predict_proba", cv, groups=groups,
+                                           newton_steps=newton_steps)
     elif method == "loo":
         P = model.loo_predict_proba()
     else:

@@ -56,6 +56,24 @@ def test_issue_set_is_cleanlabs_confident_learning_filter():
         cleanlab.find_label_issues(y, probs, filter_by="confident_learning"))
 
 
+def test_group_folds_take_groups(cancer):
+    """With a group splitter, the out-of-fold probabilities are those of
+    approx_cross_val_predict with the same groups."""
+    from sklearn.model_selection import GroupKFold
+
+    X, y, _, _ = cancer
+    model = clone(EST).fit(X, y)
+    groups = np.arange(len(y)) % 9
+    table = find_label_issues(model, cv=GroupKFold(3), groups=groups)
+    probs = model.approx_cross_val_predict("predict_proba", cv=GroupKFold(3), groups=groups,
+                                           newton_steps=2)
+    own = probs[np.arange(len(y)), np.searchsorted(model.classes_, y)]
+    np.testing.assert_allclose(table["self_confidence"], own[table["position"]])
+    default = find_label_issues(model)  # stratified folds: other probabilities
+    assert not np.allclose(default.sort_values("position")["self_confidence"],
+                           own)
+
+
 def test_table_is_labelled_and_ordered(cancer):
     X, y, _, _ = cancer
     df = pd.DataFrame(X, index=[f"row{i}" for i in range(len(y))])
