@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._utils import user_stacklevel
+from ._utils import OncePerCall, once_per_call, user_stacklevel
 from .curvature import (
     CHUNK_ELEMENTS,
     HessianOperator,
@@ -73,9 +73,7 @@ from .solvers import (
     ConjugateGradient,
     Direct,
     DirectSolver,
-    ShortfallWarnings,
     factoring_pays,
-    one_shortfall_warning,
     resolve_solver,
 )
 
@@ -576,7 +574,7 @@ class _InfluenceState(ParameterLayout):
         batch = getattr(self.solver, "rhs_batch", None)
         if batch is None or B.shape[1] <= batch:
             return self.solver.solve(B)
-        with one_shortfall_warning():
+        with once_per_call():
             return np.hstack([self.solver.solve(B[:, sl])
                               for sl in row_chunks(B.shape[1], 1, batch)])
 
@@ -1099,7 +1097,7 @@ class InfluenceMixin:
         if getattr(state, "is_dask", False):
             return state.self_influence(kind)
         state.expect_solves(state.n)
-        shortfalls = ShortfallWarnings()  # an iterative solver's: once per call
+        shortfalls = OncePerCall()  # an iterative solver's warnings: once per call
         out = np.empty(state.n)
         # a triangular solve re-reads L per call: chunks of at least 2 P rows keep it
         # at the one-call speed (20,000 x 2,000: 1,048-row chunks took 1.8x), in
@@ -1174,7 +1172,7 @@ class InfluenceMixin:
             _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
             return self._params_frame(out) if as_frame else out
         direct = isinstance(state.solver, DirectSolver)
-        shortfalls = ShortfallWarnings()  # an iterative solver's: once per call
+        shortfalls = OncePerCall()  # an iterative solver's warnings: once per call
         if direct:  # -H^-1 g in theta order: one GEMM with the permuted inverse
             M = state.inverse_theta_columns()
             shared = None if state.share is None else state.share @ M

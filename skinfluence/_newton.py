@@ -22,9 +22,11 @@ n x P steps are kept as well when they are small (``STEPS_CACHE_ELEMENTS``).
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
 
+from ._utils import OncePerCall
 from .curvature import CHUNK_ELEMENTS, augment, gemm, row_chunks
-from .solvers import DirectSolver, ShortfallWarnings
+from .solvers import DirectSolver
 
 #: ``I - c A_i M_i`` with a singular value below this: removing the row(s) leaves the
 #: objective flat along some direction (leverage 1).
@@ -205,7 +207,7 @@ def iter_steps(state, budget=None, extra=0):
     known = cache.get("coef")
     coef = np.empty((n, state.K)) if known is None else None
     kept = np.empty((n, P)) if n * P <= STEPS_CACHE_ELEMENTS else None
-    shortfalls = ShortfallWarnings()  # an iterative solver's warnings: once, at the end
+    shortfalls = OncePerCall()  # an iterative solver's warnings: once, at the end
     for rows in row_chunks(n, P * (state.K if known is None else 1) + extra, budget):
         with shortfalls.hold():
             if known is None:  # computed in place when kept: yielded as a view of them
@@ -215,7 +217,7 @@ def iter_steps(state, budget=None, extra=0):
                 if kept is not None:
                     kept[rows] = steps
         yield rows, steps
-    short = bool(shortfalls.held)
+    short = any(issubclass(w.category, ConvergenceWarning) for w in shortfalls.held)
     shortfalls.issue()
     if short:  # a short-stopped solver's steps are not kept: later calls warn again
         if known is None:

@@ -48,29 +48,65 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _PASS_THROUGH = (_PACKAGE, os.path.abspath(contextlib.__file__))
 
 
+class OncePerCall:
+    """Holds the warnings raised inside :meth:`hold` and, on :meth:`issue`, gives each
+    kind once -- the same category and message up to its numbers (a solver's residual
+    per batch of right-hand sides, a refit's stationarity) -- counting the others, at
+    the user's line: a call over many batches, chunks or refits warns once per kind
+    (a training-set attack of 20 steps issued 121 ConvergenceWarnings). A holder
+    inside another's :meth:`hold` leaves its warnings to the outer one."""
+
+    depth = 0  # holds open now
+
+    def __init__(self):
+        self.held = []
+
+    @contextlib.contextmanager
+    def hold(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            OncePerCall.depth += 1
+            try:
+                yield self
+            finally:
+                OncePerCall.depth -= 1
+                self.held.extend(caught)
+
+    def issue(self):
+        kinds = {}
+        for w in self.held:
+            key = (w.category, re.sub(r"[-+.\de]+", "#", str(w.message)))
+            kinds.setdefault(key, []).append(w)
+        self.held = []
+        for (category, _), same in kinds.items():
+            message = str(same[0].message)
+            if len(same) > 1:
+                message += f" (and {len(same) - 1} more like it in this call)"
+            warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+@contextlib.contextmanager
+def once_per_call():
+    """A context inside which each kind of warning is issued once (see
+    :class:`OncePerCall`); inside another such context, a pass-through."""
+    if OncePerCall.depth:
+        yield
+        return
+    held = OncePerCall()
+    try:
+        with held.hold():
+            yield
+    finally:
+        held.issue()
+
+
 def warns_once_per_call(tool):
-    """Decorate a tool that refits or recomputes many times: each kind of warning its
-    steps raise (the same message up to its numbers: a solver's residuals, a refit's
-    stationarity) is issued once per call, counting the others, at the user's line
-    (a training-set attack of 20 steps issued 121 ConvergenceWarnings)."""
+    """Decorate a tool that refits or recomputes many times: :func:`once_per_call`."""
 
     @functools.wraps(tool)
     def once(*args, **kwargs):
-        caught = []
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                return tool(*args, **kwargs)
-        finally:
-            kinds = {}
-            for w in caught:
-                key = (w.category, re.sub(r"[-+.\de]+", "#", str(w.message)))
-                kinds.setdefault(key, []).append(w)
-            for (category, _), same in kinds.items():
-                message = str(same[0].message)
-                if len(same) > 1:
-                    message += f" (and {len(same) - 1} more like it in this call)"
-                warnings.warn(message, category, stacklevel=user_stacklevel())
+        with once_per_call():
+            return tool(*args, **kwargs)
 
     return once
 

@@ -560,54 +560,6 @@ class CGSolver:
         return X[:, 0] if vec else X
 
 
-class ShortfallWarnings:
-    """Holds the solvers' ConvergenceWarnings (one per batch of right-hand sides) raised
-    inside :meth:`hold`, and issues the first once, counting the others: a call over
-    many batches or chunks warns once. Other warnings pass through as issued."""
-
-    def __init__(self):
-        self.held = []
-
-    depth = 0  # collectors holding now: an inner one leaves the warnings to the outer
-
-    @contextlib.contextmanager
-    def hold(self):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ShortfallWarnings.depth += 1
-            try:
-                yield self
-            finally:
-                ShortfallWarnings.depth -= 1
-        for w in caught:
-            if issubclass(w.category, ConvergenceWarning):
-                self.held.append(w)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno,
-                                       source=w.source)
-
-    def issue(self):
-        if self.held:
-            message = str(self.held[0].message)
-            if len(self.held) > 1:
-                message += (f" ({len(self.held) - 1} more batch(es) of right-hand sides in "
-                            "this call stopped short too.)")
-            self.held = []
-            warnings.warn(message, ConvergenceWarning, stacklevel=user_stacklevel())
-
-
-@contextlib.contextmanager
-def one_shortfall_warning():
-    """A context inside which the solvers' ConvergenceWarnings are issued once."""
-    if ShortfallWarnings.depth:  # inside a call's collector already
-        yield
-        return
-    collected = ShortfallWarnings()
-    with collected.hold():
-        yield
-    collected.issue()
-
-
 def _dense_products_pay(op):
     """Whether to form H once: it fits (``P <= 4,000``) and a product with it (``2 P^2``
     flops) is at least twice cheaper than a pass over the rows."""

@@ -380,7 +380,7 @@ def test_a_short_stopped_solver_warns_once_per_call(cancer):
             call()
         shortfalls = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
         assert len(shortfalls) == 1, [str(w.message) for w in caught]
-        assert re.search(r"residual .* more batch\(es\)", str(shortfalls[0].message))
+        assert re.search(r"residual .* more like it in this call", str(shortfalls[0].message))
         assert shortfalls[0].filename == __file__
     # Newton steps from a short-stopped solver are not kept: each call that uses them warns
     for call in (clf.loo_decision_function, clf.loo_predict_proba, clf.cooks_distance):
