@@ -283,7 +283,7 @@ class Explanation(BaseEstimator):
     def _set_parts(self, preprocessor, model, final, X_train, train_index):
         self.preprocessor_ = preprocessor
         self._model = model
-        self._fitted_as = _fit_signature(final, preprocessor)
+        self._fitted_as = _fit_signature(final, preprocessor, getattr(self, "estimator", None))
         self.final_estimator_ = final
         self.X_train_ = X_train
         self.train_index_ = train_index if train_index is not None else model._fit_index
@@ -324,7 +324,8 @@ class Explanation(BaseEstimator):
         super().__setstate__(state)
         current = self.__dict__.get("_fitted_as")
         if isinstance(current, bool):
-            self._fitted_as = (_fit_signature(self.final_estimator_, self.preprocessor_)
+            self._fitted_as = (_fit_signature(self.final_estimator_, self.preprocessor_,
+                                              getattr(self, "estimator", None))
                                if current else _STALE)
 
     @property
@@ -624,11 +625,28 @@ def _fitted_slots(obj, out, depth=0):
     return out
 
 
-def _fit_signature(final, preprocessor):
+def _search_slots(obj):
+    """``(search, "best_estimator_", value)`` for the searches on the way from ``obj`` to
+    its final step: a search's refit puts a new best estimator there, and leaves the
+    old one (the explained one) as it was."""
+    out = []
+    while isinstance(obj, (BaseSearchCV, Pipeline)):
+        if isinstance(obj, BaseSearchCV):
+            best = getattr(obj, "best_estimator_", None)
+            out.append((obj, "best_estimator_", best))
+            obj = best
+        else:
+            obj = obj.steps[-1][1]
+    return out
+
+
+def _fit_signature(final, preprocessor, explained=None):
     """What a refit of the explained thing changes: the fitted slots of the final step
     and of the preprocessing (their objects kept, so that identities stay theirs),
-    and the final step's coefficients (a copy: edits in place)."""
-    slots = _fitted_slots(final, []) + _fitted_slots(preprocessor, [])
+    the best estimator of each search in ``explained``, and the final step's
+    coefficients (a copy: edits in place)."""
+    slots = (_fitted_slots(final, []) + _fitted_slots(preprocessor, [])
+             + _search_slots(explained))
     coef = getattr(final, "coef_", None)
     if sp.issparse(coef):
         coef = coef.toarray()

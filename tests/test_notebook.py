@@ -375,6 +375,16 @@ def test_explanation_refuses_a_refitted_model(final):
     pipe[0].fit(X.iloc[:60])
     with pytest.raises(ValueError, match="refitted or changed"):
         ex.influence_on_loss(X.iloc[:2], y.iloc[:2])
+    # a search refitted puts a new best estimator in place and leaves the explained one
+    # as it was: its answers would describe the previous search
+    search = GridSearchCV(make_pipeline(_preprocessing(), est), {pipe.steps[-1][0] + "__C": [0.5, 1.0]},
+                          cv=3)
+    search.fit(X.iloc[:60], y.iloc[:60])
+    ex = sk.explain(search, X.iloc[:60], y.iloc[:60])
+    ex.self_influence()
+    search.fit(X.iloc[60:], y.iloc[60:])
+    with pytest.raises(ValueError, match="refitted or changed after the explanation"):
+        ex.self_influence()
 
 
 def test_messages_name_what_the_user_called(fitted):
