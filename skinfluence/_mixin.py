@@ -873,7 +873,8 @@ class InfluenceMixin:
     def _validate_rows(self, X):
         """Test rows without labels, validated as ``predict`` does."""
         check_test_rows(X)
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
+        with once_per_call():  # scikit-learn's feature-name warnings: at the user's line
+            X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         check_magnitude(X, "X")
         return X
 
@@ -931,9 +932,8 @@ class InfluenceMixin:
 
     def _validate_test(self, X, y):
         check_test_rows(X, y)
-        X = validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=np.float64
-        )
+        with once_per_call():  # scikit-learn's feature-name warnings: at the user's line
+            X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float64)
         check_magnitude(X, "X")
         if y is None:
             raise ValueError("y is required: influence on the loss needs the labels.")

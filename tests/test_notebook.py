@@ -534,3 +534,18 @@ def test_number_labels_selection_rules():
         positions_of(pd.Index([7]), pd.Index([7, 7, 8]), 3)
     with pytest.raises(ValueError, match="one-dimensional"):
         positions_of(np.array([[0, 1]]), None, 3)
+
+
+def test_scikit_learns_feature_name_warnings_point_at_the_callers_line():
+    """Test rows without the names the model was fitted with: scikit-learn's warning
+    is issued at the user's line, not inside scikit-learn."""
+    X, y = _table(60, 7)
+    Xn = X[["age", "fare"]].fillna(0.0)
+    clf = sk.InfluenceLogisticRegression(**TIGHT).fit(Xn, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.influence_on_loss(Xn.to_numpy()[:2], y.to_numpy()[:2])
+        clf.influence_on_prediction(Xn.to_numpy()[:2])
+    named = [w for w in caught if "feature names" in str(w.message)]
+    assert len(named) == 2 and all(w.filename == __file__ for w in named), [
+        (w.filename, str(w.message)) for w in caught]
