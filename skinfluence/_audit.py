@@ -626,14 +626,14 @@ def _weights(col, name, rows):
     return values
 
 
-def _fit(X, y, task, model, weights=None):
+def _fit(X, y, task, model, weights=None, dates=()):
     """``(self_influence, predicted, Cook's distance or None, warning lines)``; fit errors
     become an AuditError."""
     cooks = None
     flags = [c for c in X.columns if X[c].dtype == bool]
     if flags:  # True/False columns are numbers 1/0 to the model (the imputer refuses bool)
         X = X.astype({c: np.int64 for c in flags})
-    dated = [c for c in X.columns if _as_dates(X[c]) is not None]
+    dated = [c for c in dates if c in X.columns]  # found once, by _date_columns
     if dated:  # dates are days since the earliest to the model (shown as given)
         X = X.assign(**{str(c): _days(X[c]) for c in dated})
     with warnings.catch_warnings(record=True) as caught:
@@ -786,7 +786,7 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         raise AuditError("--rank cooks is a regression diagnostic; rank a classification "
                          "by self-influence")
 
-    si, predicted, cooks, warned = _fit(X, y, task, model, w)
+    si, predicted, cooks, warned = _fit(X, y, task, model, w, dates)
     ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank)
     if output:
         try:

@@ -346,15 +346,22 @@ def test_auto_factors_h_for_per_row_quantities_beyond_4000_parameters():
     call that needs a solve per training row factors H instead (it fits, and costs
     less than n CG solves), with the direct answers. A chosen CG is kept."""
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((1000, 4100))
-    y = (X[:, :20].sum(1) + rng.standard_normal(1000) > 0).astype(int)
-    clf = InfluenceLogisticRegression(C=0.05, tol=1e-10, max_iter=1000).fit(X, y)
+    n, C = 1000, 0.05
+    X = rng.standard_normal((n, 4100))
+    y = (X[:, :20].sum(1) + rng.standard_normal(n) > 0).astype(int)
+    clf = InfluenceLogisticRegression(C=C, fit_intercept=False, tol=1e-10,
+                                      max_iter=1000).fit(X, y)
     clf.influence_on_loss(X[:3], y[:3])
     assert isinstance(clf._state().solver, CGSolver)  # three solves: CG pays
     si = clf.self_influence()
     assert isinstance(clf._state().solver, DirectSolver)
-    ref = clone(clf).set_params(influence_solver="direct").fit(X, y)
-    np.testing.assert_allclose(si, ref.self_influence(), rtol=1e-7)
+    # oracle: H = lam I + (1/n) X^T D X through Woodbury on the n x n system
+    p = expit(X @ clf.coef_.ravel())
+    D, lam = p * (1 - p), 1.0 / (C * n)
+    G = X * (p - y)[:, None]
+    inner = np.linalg.solve(np.diag(n * lam / D) + X @ X.T, X @ G.T)
+    hinv_g = (G.T - X.T @ inner) / lam
+    np.testing.assert_allclose(si, -np.einsum("ij,ji->i", G, hinv_g), rtol=1e-7)
     chosen = clone(clf).set_params(influence_solver="cg").fit(X, y)
     chosen.influence_on_loss(X[:3], y[:3])
     assert isinstance(chosen._state().solver, CGSolver)
