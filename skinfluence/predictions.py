@@ -209,9 +209,16 @@ def loo_outputs(est):
             out[:, 0] += c * _newton.linear(state.Phi, state.share_solved, state)
         _warn_unidentified(np.isnan(out[:, 0]), "training rows have")
         return out
-    for rows, steps in _newton.iter_steps(state):
-        Phi_t = augment(state.Phi[rows], state.intercept)
-        out[rows] = state.F[rows] + np.einsum("ikd,id->ik", steps.reshape(-1, K, D), Phi_t)
+    cache = _newton._cache(state)
+    if "loo_outputs" in cache:  # n x K floats, kept with the Newton coefficients
+        out[...] = cache["loo_outputs"]
+    else:
+        for rows, steps in _newton.iter_steps(state):
+            Phi_t = augment(state.Phi[rows], state.intercept)
+            out[rows] = state.F[rows] + np.einsum("ikd,id->ik", steps.reshape(-1, K, D),
+                                                  Phi_t)
+        if "coef" in cache:  # not from a short-stopped solver: kept
+            cache["loo_outputs"] = out.copy()
     _warn_unidentified(np.isnan(out).any(axis=1), "training rows have")
     return out
 

@@ -342,6 +342,27 @@ def test_settings_changed_after_fit_are_refused_until_refit(cancer):
     assert not np.allclose(clf.influence_on_loss(Xt[:3], yt[:3]), before)
 
 
+def test_parameters_are_checked_at_every_query(cancer):
+    # values already checked are not checked again (the same objects); a new value,
+    # set through set_params or as an attribute, is, at the next query
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    clf.self_influence()
+    for name, bad in (("damping", -1.0), ("influence_solver", "cholesky"),
+                      ("damping", "0.1")):
+        clf.set_params(damping=0.0, influence_solver="auto")
+        clf.self_influence()
+        setattr(clf, name, bad)
+        for _ in range(2):
+            with pytest.raises(InvalidParameterError, match=name):
+                clf.influence_on_loss(Xt[:2], yt[:2])
+    clf.damping = 0.0
+    clf.influence_solver = "auto"
+    assert np.all(np.isfinite(clf.influence_on_loss(Xt[:2], yt[:2])))
+
+
 def test_multinomial_no_penalty_uses_complement(wine):
     """With C=inf the softmax is flat along adding one vector to every class."""
     X, y, Xt, yt = wine

@@ -5,6 +5,7 @@ refits, closed-form least squares, and scikit-learn's cross_val_predict.
 """
 
 import numpy as np
+from scipy.special import softmax
 import pytest
 from scipy.stats import pearsonr
 from sklearn.base import clone
@@ -126,6 +127,30 @@ def test_leave_one_out_predictions(diabetes, cancer):
     exact = np.array([_refit_without(clf, i).predict_proba(Xc[i:i + 1])[0] for i in rows])
     assert np.abs(proba[rows] - exact).max() < 0.02
     np.testing.assert_array_equal(clf.loo_predict(), clf.classes_[np.argmax(proba, axis=1)])
+
+
+def test_multiclass_leave_one_out_outputs_are_kept_and_match_refits(wine):
+    # several outputs: the outputs moved by each row's Newton step, kept after the
+    # first call (n x K floats); a caller editing an answer does not edit the next
+    X, y, _, _ = wine
+    clf = InfluenceLogisticRegression(C=0.5, **NEWTON).fit(X, y)
+    first = clf.loo_decision_function()
+    first_copy = first.copy()
+    first[:] = 0.0
+    again = clf.loo_decision_function()
+    np.testing.assert_array_equal(again, first_copy)
+    rows = np.argsort(clf.self_influence())[:4]
+    exact = np.array([_refit_without(clf, i).decision_function(X[i:i + 1])[0]
+                      for i in rows])
+    # softmax outputs are defined up to a common shift per row
+    def centred(F):
+        return F - F.mean(axis=1, keepdims=True)
+
+    full = clf.decision_function(X[rows])
+    newton_error = np.abs(centred(again[rows]) - centred(exact)).max(axis=1)
+    assert np.all(newton_error < 0.2 * np.abs(centred(full) - centred(exact)).max(axis=1))
+    np.testing.assert_allclose(clf.loo_predict_proba(),
+                               softmax(again, axis=1), rtol=1e-12)
 
 
 def test_approximate_cross_val_predict(diabetes, wine):
