@@ -388,24 +388,60 @@ def _as_dates(col):
 
     if pd.api.types.is_datetime64_any_dtype(col):
         return col
+    parsed, bad = _parse_dates(col)
+    return parsed if parsed is not None and not bad.any() else None
+
+
+def _parse_dates(col):
+    """``(datetimes, unreadable)`` for a column of text that reads as dates but for at
+    most 5% of its present cells (NaT there, flagged in ``unreadable``), else
+    ``(None, None)``. Of the two orders (``12/31/2020``, ``31/12/2020``) the one that
+    reads more cells wins, month first on a tie."""
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-        return None
+        return None, None
     present = col.dropna()
     if len(present) < 5 or not all(isinstance(v, str) for v in present):
-        return None
-    if not (present.str.contains(r"(?<!\d)[12]\d{3}(?!\d)")
-            & present.str.contains(r"[-/.:]")).all():
-        return None
+        return None, None
+    dated = (present.str.contains(r"(?<!\d)[12]\d{3}(?!\d)")
+             & present.str.contains(r"[-/.:]"))
+    if (~dated).sum() > 0.05 * len(present):
+        return None, None
+    best = None
     for dayfirst in (False, True):  # 12/31/2020, else 31/12/2020
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas' notes on inferring the format
             try:
-                parsed = pd.to_datetime(col, errors="coerce", dayfirst=dayfirst)
+                parsed = pd.to_datetime(col.where(col.index.isin(present.index[dated])),
+                                        errors="coerce", dayfirst=dayfirst)
             except (ValueError, TypeError, OverflowError):
                 continue
-        if parsed.isna().sum() == col.isna().sum():
-            return parsed
-    return None
+        bad = parsed.isna() & col.notna()
+        if best is None or bad.sum() < best[1].sum():
+            best = (parsed, bad)
+    if best is None or best[1].sum() > 0.05 * len(present):
+        return None, None
+    return best
+
+
+def _check_dates_with_stray_cells(df, skip):
+    """Refuse a column of dates with a few cells that are not (``2021-02-30``, ``n/a``):
+    read as text it would be one-hot encoded (hundreds of columns) or left out."""
+    for name, col in df.items():
+        if name in skip:
+            continue
+        parsed, bad = _parse_dates(col)
+        if parsed is None or not bad.any():
+            continue
+        first = bad.index[np.argmax(bad.to_numpy())]
+        raise AuditError(
+            f"column {name!r} holds dates but for {_count(int(bad.sum()), 'cell')} "
+            f"(first at row {first + 1}: {col[first]!r}); fix "
+            f"{'it' if bad.sum() == 1 else 'them'} (an impossible date? another format?), "
+            f"leave the column out with --drop {shlex.quote(str(name))}, or keep it as "
+            f"text categories with --keep {shlex.quote(str(name))}"
+        )
 
 
 def _date_columns(df, skip):
@@ -754,7 +790,8 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
             raise AuditError(f"--weight {weight!r} is also the target or the row labels")
         drop = [*drop, weight]
 
-    dates = _date_columns(df, skip={target, index_col, weight, *drop})
+    _check_dates_with_stray_cells(df, skip={target, index_col, weight, *drop, *keep})
+    dates = _date_columns(df, skip={target, index_col, weight, *drop, *keep})
     if dates:
         notes.append(f"note: {', '.join(map(repr, dates))} read as dates: the model sees "
                      "days since the earliest")

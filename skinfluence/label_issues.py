@@ -36,13 +36,16 @@ def confident_learning_issues(labels, pred_probs):
     Returns
     -------
     ndarray of bool of shape (n,)
+        False for rows with NaN probabilities (no out-of-sample answer), which
+        take no part in the thresholds either.
     """
     labels = np.asarray(labels)
     P = np.asarray(pred_probs, dtype=float)
     K = P.shape[1]
-    thresholds = np.array([P[labels == k, k].mean() if np.any(labels == k) else np.inf
-                           for k in range(K)])
-    above = P >= thresholds[None, :]
+    known = np.isfinite(P).all(axis=1)  # rows without an answer (NaN) are no issue
+    thresholds = np.array([P[known & (labels == k), k].mean()
+                           if np.any(known & (labels == k)) else np.inf for k in range(K)])
+    above = (P >= thresholds[None, :]) & known[:, None]
     confident = np.argmax(np.where(above, P, -np.inf), axis=1)
     return above.any(axis=1) & (confident != labels)
 
@@ -73,7 +76,9 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
         indexed by the training rows' labels, with columns ``label``,
         ``self_confidence``, ``suggested_label`` (the most probable class out of
         sample), ``is_issue`` (confident learning's off-diagonal) and
-        ``position`` (fit order).
+        ``position`` (fit order). Rows without an out-of-sample answer (NaN
+        probabilities: no unique refit without them, with a RuntimeWarning that
+        names them) come last, with no suggested label.
 
     Examples
     --------
@@ -119,8 +124,19 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
     frame = pd.DataFrame({
         "label": y[order],
         "self_confidence": own[order],
-        "suggested_label": classes[np.argmax(P[order], axis=1)],
+        "suggested_label": _suggested(classes, P[order]),
         "is_issue": issues[order],
         "position": order,
     }, index=pd.Index(labels, name=getattr(ex.train_index_, "name", None) or "train_row"))
     return frame
+
+
+def _suggested(classes, P):
+    """The most probable class of each row; None where ``P`` has no answer (NaN)."""
+    best = classes[np.argmax(np.nan_to_num(P, nan=-1.0), axis=1)]
+    known = np.isfinite(P).all(axis=1)
+    if known.all():
+        return best
+    best = best.astype(object)
+    best[~known] = None
+    return best

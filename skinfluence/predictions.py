@@ -22,12 +22,16 @@ it uses the state's solves, the per-row Newton steps and the model's loss, and
 nothing else.
 """
 
+import warnings
+
 import autograd.numpy as anp
 import numpy as np
 from autograd import elementwise_grad, grad
 
 from ._optimize import _outputs as outputs_at
 from ._optimize import fit_newton
+from ._utils import user_stacklevel
+from .exceptions import SingularHessianError
 from . import _newton
 from .curvature import (
     augment,
@@ -271,6 +275,8 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     model, op, ident = state.model, state.op, IdentityFeatures()
     H_full = state.hessian()
     flat = np.zeros((P, P)) if op.N is None else op.null_scale * (op.N @ op.N.T)
+    scale = np.diag(H_full) + np.diag(flat)
+    undefined = []  # rows of folds whose refit is not unique where they are predicted
     zeros = np.zeros(P)
     out = np.empty((n, K))
     if groups is not None:
@@ -305,8 +311,18 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         # the gradient at the fit corrects for a fit short of the optimum; a surrogate
         # objective's gradient there (influence_t) is not an optimisation error
         g_fit = zeros if surrogate else state.grad
-        Theta = state.Theta - DirectSolver(H_full - H_fold + flat).solve(
-            g_fit - g_fold).reshape(K, D)
+        H_rest = H_full - H_fold + flat
+        null = None
+        try:  # judged against the full Hessian's curvature, parameter by parameter
+            step = DirectSolver(H_rest, scale=scale).solve(g_fit - g_fold)
+        except SingularHessianError:
+            # without the fold some direction has no curvature left (e.g. a feature
+            # seen only in the fold, with no penalty): the refits differ along it, so
+            # only the rows whose outputs it moves have no answer (NaN, as rows of
+            # leverage 1 in leave-one-out); the rest are predicted from the step on
+            # its complement
+            step, null = _step_off_null(H_rest, scale, g_fit - g_fold)
+        Theta = state.Theta - step.reshape(K, D)
         if newton_steps > 1:
             s = state.s.copy()
             s[fold] = 0.0  # the objective without the fold: its rows weigh nothing
@@ -316,8 +332,49 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
                                   pen, Theta, tol=0.0, max_iter=newton_steps - 1, warn=False,
                                   flat=flat)
         for part in row_chunks(len(fold), D):
-            out[fold[part]] = outputs_at(state.Phi[fold[part]], Theta, state.intercept)
+            rows = fold[part]
+            out[rows] = outputs_at(state.Phi[rows], Theta, state.intercept)
+            if null is not None:  # rows whose outputs move along a flat direction
+                moved = _moved_by(augment(state.Phi[rows], state.intercept), null, K)
+                out[rows[moved]] = np.nan
+                undefined.append(rows[moved])
+    if undefined and sum(r.size for r in undefined):
+        rows = np.sort(np.concatenate(undefined))
+        warnings.warn(
+            f"{rows.size} training row{'s are' if rows.size > 1 else ' is'} predicted by a "
+            "direction of the parameters that no row outside their fold constrains (e.g. a feature or category seen "
+            "only in the fold, with no penalty): the refit without the fold is not unique "
+            "there, so their cross-validated predictions are NaN (positions "
+            f"{rows[:5].tolist()}{'...' if rows.size > 5 else ''}). Add a penalty (a "
+            "finite C, alpha > 0) if finite predictions are wanted.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     return out
+
+
+def _step_off_null(H, scale, b):
+    """``H^+ b`` on the complement of ``H``'s null space, judged and solved after
+    equilibration by ``scale`` (the full Hessian's diagonal), and that null space
+    (``(P, r)``, orthonormal in the equilibrated coordinates, mapped back)."""
+    from .solvers import RCOND_SINGULAR
+
+    e = 1.0 / np.sqrt(scale)
+    lam, V = np.linalg.eigh(H * e[:, None] * e[None, :])
+    flat = lam <= RCOND_SINGULAR * max(lam[-1], np.finfo(float).tiny)
+    Vk, lk = V[:, ~flat], lam[~flat]
+    step = e * (Vk @ ((Vk.T @ (e * b)) / lk))
+    null = e[:, None] * V[:, flat]
+    return step, null / np.linalg.norm(null, axis=0)
+
+
+def _moved_by(Phi_t, null, K):
+    """Rows whose outputs change along some column of ``null`` (beyond rounding)."""
+    D = Phi_t.shape[1]
+    N3 = null.reshape(K, D, -1)
+    change = np.abs(np.einsum("id,kdr->ikr", Phi_t, N3)).max(axis=(1, 2))
+    size = np.linalg.norm(Phi_t, axis=1) * np.abs(N3).max(axis=(0, 1)).max()
+    return change > 1e-8 * np.maximum(size, np.finfo(float).tiny)
 
 
 def respond(est, model, F, method, spell=_as_argument):

@@ -362,7 +362,10 @@ class DirectSolver:
 
     With ``overwrite=True`` ``H`` (a temporary of the caller's) is equilibrated and
     factored in its own memory: on a 2,001-parameter Hessian the copies cost as
-    much as the Cholesky factorisation itself.
+    much as the Cholesky factorisation itself. ``scale`` (positive, shape ``(P,)``)
+    equilibrates by another matrix's diagonal instead of H's own: H with one fold's
+    curvature removed is judged against the full Hessian's, so a parameter whose
+    curvature all came from the fold counts as singular, however small the rest.
 
     Raises
     ------
@@ -373,7 +376,7 @@ class DirectSolver:
     name = "direct"
     exact = True
 
-    def __init__(self, H, overwrite=False):
+    def __init__(self, H, overwrite=False, scale=None):
         H = np.asarray(H, dtype=np.float64)
         diag = np.diag(H).copy()
         if not np.isfinite(H).all() or np.any(diag <= 0):
@@ -384,7 +387,7 @@ class DirectSolver:
         # Judge and factor the Jacobi-equilibrated matrix E H E (E = diag(H)^-1/2):
         # the verdict then does not depend on the units of the features (raw Longley
         # has rcond 1e-20 in its units), and the factor of H is E^-1 L^ (rows scaled).
-        e = 1.0 / np.sqrt(diag)
+        e = 1.0 / np.sqrt(diag if scale is None else np.asarray(scale, dtype=np.float64))
         if overwrite and H.flags.writeable and (H.flags.c_contiguous or H.flags.f_contiguous):
             He = H
             He *= e[:, None]

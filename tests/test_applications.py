@@ -235,6 +235,39 @@ def test_tables_are_indexed_by_the_training_rows(cancer):
 
 
 # ------------------------------------------------------------------- attack
+def test_refits_at_their_optimum_do_not_pass_on_the_optimisers_warning():
+    """lbfgs warm-started at an optimum with tol=1e-12 cannot improve in floating point
+    and said "failed to converge after 0 iterations: ABNORMAL" for every refit of an
+    attack. A refit whose gradient is a millionth of one row's contribution is at its
+    optimum (it matches a Newton refit) and is not warned about; one that stopped
+    short still is."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] + rng.normal(size=120) > 0).astype(int)
+    rng.normal(size=120)
+    Xt = rng.normal(size=(1, 4))
+    sw = rng.uniform(0.5, 2.0, 120)
+    clf = InfluenceLogisticRegression(tol=1e-12, max_iter=5000).fit(X, y, sample_weight=sw)
+    w = sw.copy()
+    w[:3] = 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        refit = clf._refit(w)
+    assert not [str(c.message) for c in caught if issubclass(c.category, ConvergenceWarning)]
+    newton = LogisticRegression(solver="newton-cholesky", tol=1e-14).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(refit.coef_, newton.coef_, rtol=1e-7)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training_set_attack(clf, Xt, (Xt[:, 0] > 0).astype(int))
+    assert not [str(c.message) for c in caught if issubclass(c.category, ConvergenceWarning)]
+    clf.set_params(max_iter=1)
+    with pytest.warns(ConvergenceWarning, match="failed to converge"):
+        clf._refit(w)
+
+
 def test_tools_that_refit_warn_once_per_kind_of_warning(cancer):
     """A solver stopping short in every step of an attack (or every refit of a flip
     set) warns once per call, counting the others, at the caller's line."""

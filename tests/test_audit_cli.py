@@ -116,6 +116,26 @@ def test_date_columns_are_days_since_the_earliest(tmp_path, capsys):
                                                                          "2.0.1"}
 
 
+def test_a_date_column_with_a_stray_cell_is_refused_by_row(tmp_path, capsys):
+    """One impossible date among 300 made the column text, just under the "nearly all
+    distinct" cut: one-hot encoded into 260 columns, silently. It is refused as a
+    column of numbers with a stray cell is; --keep keeps it as text categories."""
+    rng = np.random.default_rng(0)
+    n = 300
+    dates = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1000, n), unit="D")
+    frame = pd.DataFrame({"x": rng.normal(size=n), "signup": dates.strftime("%Y-%m-%d"),
+                          "y": rng.integers(0, 2, n)})
+    for bad in ("2021-02-30", "unknown"):
+        frame.loc[5, "signup"] = bad
+        frame.to_csv(tmp_path / "bad.csv", index=False)
+        assert _run(tmp_path / "bad.csv", "--target", "y") == 2
+        err = capsys.readouterr().err
+        assert f"column 'signup' holds dates but for 1 cell (first at row 6: '{bad}')" in err
+        assert "--keep signup" in err and len(err.strip().splitlines()) == 1
+    assert _run(tmp_path / "bad.csv", "--target", "y", "--keep", "signup") == 0
+    assert "read as dates" not in capsys.readouterr().out
+
+
 def test_identifier_columns_are_left_out_and_named_in_one_note(tmp_path, capsys):
     df = _people().sample(frac=1.0, random_state=0)  # the saved index is a shuffled label
     path, out = tmp_path / "people.csv", tmp_path / "ranking.csv"

@@ -14,7 +14,8 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import StandardScaler
 
-from skinfluence import InfluenceLogisticRegression, InfluenceRidge, explain
+from skinfluence import (InfluenceLogisticRegression, InfluenceRidge, explain,
+                         find_label_issues)
 
 NEWTON = dict(solver="newton-cholesky", tol=1e-14, max_iter=1000)
 
@@ -186,6 +187,52 @@ def test_approximate_cross_val_predict(diabetes, wine):
             reg.approx_cross_val_predict(cv=cv, **kw)
         with pytest.raises(ValueError, match="partitions"):
             cross_val_predict(Ridge(alpha=0.3), X, y, cv=cv, **kw)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # sklearn's refits
+def test_cross_val_rows_that_only_their_fold_identifies_are_nan(diabetes, cancer):
+    """A feature seen in one row only, with no penalty: without that row's fold the
+    refit is not unique along the feature's coefficient. That row's prediction is NaN
+    with a warning naming it; the other rows of its fold, which the coefficient does
+    not move, match the refits. (Before, it was predicted by the fitted coefficient,
+    diverged to about 100: probability 1.0 for a label the refits give 1e-31.)"""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    X, y, _, _ = diabetes
+    X = np.c_[X, np.zeros(len(y))]
+    X[7, -1] = 1.0  # the only row with the last feature
+    reg = InfluenceRidge(alpha=0.0).fit(X, y)
+    cv = KFold(5)
+    with pytest.warns(RuntimeWarning, match=r"1 training row is .*positions \[7\]"):
+        approx = reg.approx_cross_val_predict(cv=cv)
+    exact = cross_val_predict(LinearRegression(), X, y, cv=cv)  # minimum-norm refits
+    assert np.flatnonzero(np.isnan(approx)).tolist() == [7]
+    keep = np.arange(len(y)) != 7
+    np.testing.assert_allclose(approx[keep], exact[keep], rtol=1e-8)
+
+    Xc, yc, _, _ = cancer
+    Xc = np.c_[Xc[:, :3], np.zeros(len(yc))]
+    i = int(np.flatnonzero(yc == 0)[0])
+    Xc[i, -1], yc = 1.0, yc.copy()
+    yc[i] = 1  # mislabelled, and fitted only through its own feature
+    clf = InfluenceLogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12,
+                                      max_iter=1000).fit(Xc, yc)
+    with pytest.warns(RuntimeWarning, match=rf"positions \[{i}\]"):
+        approx = clf.approx_cross_val_predict("decision_function", newton_steps=4)
+    assert np.flatnonzero(np.isnan(approx)).tolist() == [i]
+    for train, test in StratifiedKFold(5).split(Xc, yc):
+        if i in test:
+            refit = LogisticRegression(C=np.inf, solver="newton-cholesky", tol=1e-12,
+                                       max_iter=1000).fit(Xc[train], yc[train])
+            rows = test[test != i]
+            np.testing.assert_allclose(approx[rows], refit.decision_function(Xc[rows]),
+                                       rtol=1e-5, atol=1e-6)
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        issues = find_label_issues(clf)
+    assert issues["position"].iloc[-1] == i and issues["suggested_label"].iloc[-1] is None
+    assert np.isfinite(issues["self_confidence"].iloc[:-1]).all()
+    assert issues["is_issue"].any()  # the thresholds are not NaN
 
 
 def test_explanations_answer_prediction_questions_on_raw_rows(cancer):

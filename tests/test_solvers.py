@@ -760,3 +760,24 @@ def test_lissa_measures_its_mini_batch_noise_across_repeats(cancer):
         clf._state().solver.solve(B)
     # once, not once per run (the estimate's warning at build time is another)
     assert sum("stopped after" in str(w.message) for w in caught) == 1
+
+
+def test_direct_solver_judges_against_a_given_scale():
+    """Equilibrated by its own diagonal, a decoupled tiny curvature looks healthy;
+    against a reference diagonal (the full Hessian's, for a fold's refit) it is the
+    singular matrix it is relative to that curvature."""
+    from skinfluence.exceptions import SingularHessianError
+    from skinfluence.solvers import DirectSolver
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((4, 4))
+    H = B @ B.T + 4 * np.eye(4)
+    H[3, :] = H[:, 3] = 0.0
+    H[3, 3] = 1e-30  # all but rounding of its curvature gone
+    b = rng.standard_normal(4)
+    np.testing.assert_allclose(H @ DirectSolver(H).solve(b), b, rtol=1e-10)
+    reference = np.r_[np.diag(H)[:3], 1.0]
+    with pytest.raises(SingularHessianError, match="numerically singular"):
+        DirectSolver(H, scale=reference)
+    np.testing.assert_allclose(DirectSolver(H, scale=np.diag(H)).solve(b),
+                               DirectSolver(H).solve(b), rtol=1e-14)
