@@ -646,6 +646,18 @@ def _resolve_task(y, target, task):
 
 
 # --------------------------------------------------------------- fit and rank
+def _cell(value):
+    """A cell as a message quotes it: text in quotes, numbers as written, an empty cell
+    as such (not ``np.float64(nan)``)."""
+    import pandas as pd
+
+    if isinstance(value, str):
+        return repr(value)
+    if pd.isna(value):
+        return "an empty cell"
+    return str(value)
+
+
 def _weights(col, name, rows):
     """The --weight column as finite weights >= 0, or one line saying which row is not."""
     import pandas as pd
@@ -655,8 +667,8 @@ def _weights(col, name, rows):
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise AuditError(f"--weight column {name!r} needs finite numbers >= 0; it has "
-                         f"{_count(bad.sum(), 'other value')} (first: {col.iloc[i]!r} in row "
-                         f"{rows[i]})")
+                         f"{_count(bad.sum(), 'other value')} (first: {_cell(col.iloc[i])} in "
+                         f"row {rows[i]})")
     if not (values > 0).any():
         raise AuditError(f"--weight column {name!r} is zero on every row")
     return values

@@ -1707,7 +1707,8 @@ default="auto"
 
         Parameters
         ----------
-        method : {"predict", "predict_proba", "decision_function"}, default="predict"
+        method : {"predict", "predict_proba", "predict_log_proba", \
+"decision_function"}, default="predict"
         cv : int, cross-validation generator or iterable, default=None
         groups : array-like of shape (n_train,), default=None
             Group labels of the training rows (fit order) for a group splitter
@@ -1722,14 +1723,19 @@ default="auto"
         -------
         ndarray, shaped as ``cross_val_predict(..., method=method)`` returns it
         """
-        from .predictions import check_response_method, cross_val_outputs, respond
+        from .predictions import (check_response_method, cross_val_outputs,
+                                  log_probabilities, respond)
 
         def spell(other):
             return f"method={other!r}"
 
-        check_response_method(method, spell)  # before the folds' work
+        log = method == "predict_log_proba"  # as cross_val_predict accepts
+        check_response_method("predict_proba" if log else method, spell)  # before the folds
+        model = self._influence_model()
+        if log:  # refused, as predict_proba would be, before the folds' work
+            respond(self, model, np.zeros((1, model.coef.shape[0])), "predict_proba", spell)
         F = cross_val_outputs(self, cv, groups=groups, newton_steps=newton_steps)
-        out = respond(self, self._influence_model(), F, method, spell)
+        out = log_probabilities(model, F) if log else respond(self, model, F, method, spell)
         return self._labelled_predictions(out, f"cv_{method}") if as_frame else out
 
     def __getstate__(self):

@@ -377,6 +377,16 @@ def _moved_by(Phi_t, null, K):
     return change > 1e-8 * np.maximum(size, np.finfo(float).tiny)
 
 
+def log_probabilities(model, F):
+    """``log predict_proba`` from the outputs ``F`` (n, K) without rounding the small
+    probabilities to 0 first: ``-log(1 + e^-f)`` / log-softmax."""
+    from scipy.special import logsumexp
+
+    if type(model.loss) is LogLoss:
+        return np.column_stack([-np.logaddexp(0.0, F[:, 0]), -np.logaddexp(0.0, -F[:, 0])])
+    return F - logsumexp(F, axis=1, keepdims=True)
+
+
 def respond(est, model, F, method, spell=_as_argument):
     """Outputs ``F`` (n, K) as scikit-learn's ``predict_proba`` / ``decision_function`` /
     ``predict`` would return them (``spell``: see :func:`response_function`)."""

@@ -351,6 +351,10 @@ BAD = [
         "\n", ",1\n").replace("x,y,z,1", "x,y,z")), ["--target", "y", "--weight", "z",
                                                       "--model", "poisson"],
      ["--weight", "'z'", ">= 0", "-1"]),
+    ("weight-empty-cell", _with(None, "z", text=COUNTS.replace("x,y", "x,y,z").replace(
+        "\n", ",1\n").replace("x,y,z,1", "x,y,z")), ["--target", "y", "--weight", "z",
+                                                      "--model", "poisson"],
+     ["--weight", "'z'", "first: an empty cell in row 3"]),
     ("weight-unknown", COUNTS, ["--target", "y", "--weight", "exposure"], ["--weight", "not in"]),
     ("all-zero-counts", "x,y\n" + "".join(f"{i % 7},0\n" for i in range(30)),
      ["--target", "y", "--model", "poisson"], ["zero on every row"]),

@@ -168,6 +168,14 @@ def test_approximate_cross_val_predict(diabetes, wine):
                                exact, atol=1e-8)
     with pytest.raises(ValueError, match="newton_steps"):
         clf.approx_cross_val_predict(newton_steps=0)
+    # predict_log_proba, as cross_val_predict takes it: the log, without rounding to 0
+    log = clf.approx_cross_val_predict("predict_log_proba", newton_steps=8)
+    np.testing.assert_allclose(log, cross_val_predict(clone(clf), Xw, yw,
+                                                      method="predict_log_proba"), atol=1e-7)
+    np.testing.assert_allclose(np.exp(log), clf.approx_cross_val_predict(
+        "predict_proba", newton_steps=8), rtol=1e-12)
+    with pytest.raises(ValueError, match="no probabilities"):
+        reg.approx_cross_val_predict("predict_log_proba")
     # group splitters take groups, as cross_val_predict does
     from sklearn.model_selection import GroupKFold
 
