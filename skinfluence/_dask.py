@@ -240,7 +240,7 @@ def most_influential(fitted, X_test=None, y_test=None, *, k=100, which=None,
         Training row positions (fit order), best first.
     values : ndarray of shape (k,)
     """
-    from ._frames import label_vector, row_labels
+    from ._frames import label_vector, take_index
     from .explain import as_explanation
 
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -265,11 +265,5 @@ def most_influential(fitted, X_test=None, y_test=None, *, k=100, which=None,
         return idx, vals
     name = which if which == "self_influence" else "change_if_removed"
     series = label_vector(vals, None, name)
-    series.index = _label_index(row_labels(ex.train_index_, idx), ex.train_index_)
+    series.index = take_index(ex.train_index_, idx)
     return series
-
-
-def _label_index(labels, train_index):
-    import pandas as pd
-
-    return pd.Index(labels, name=getattr(train_index, "name", None) or "train_row")

@@ -10,7 +10,7 @@ import numpy as np
 
 __all__ = [
     "index_of", "row_labels", "label_vector", "label_matrix", "param_names",
-    "short_feature_names", "check_test_rows", "positions_of", "label_cube",
+    "short_feature_names", "check_test_rows", "positions_of", "label_cube", "take_index",
 ]
 
 
@@ -43,8 +43,31 @@ def _axis(index, n, name):
     pd = _pandas()
     if index is None:
         return pd.RangeIndex(n, name=name)
-    index = pd.Index(index)
+    if not isinstance(index, pd.Index):  # pd.Index of a MultiIndex flattens it to tuples
+        index = pd.Index(index)
+    return _named(index, name)
+
+
+def _named(index, name):
+    """``index`` with ``name`` where it has none: each unnamed level of a MultiIndex
+    becomes ``<name>_<level>`` (its levels and their names are kept)."""
+    if index.nlevels > 1:
+        return index.set_names([f"{name}_{i}" if v is None else v
+                                for i, v in enumerate(index.names)])
     return index.rename(index.name if index.name is not None else name)
+
+
+def take_index(index, positions, name="train_row"):
+    """The training rows' labels at ``positions`` as a pandas Index for a frame: the
+    training index's own (a MultiIndex keeps its levels), else the positions;
+    unnamed axes are called ``name``."""
+    pd = _pandas()
+    positions = np.asarray(positions, dtype=np.intp)
+    if index is None:
+        return pd.Index(positions, name=name)
+    if not isinstance(index, pd.Index):
+        index = pd.Index(index)
+    return _named(index[positions], name)
 
 
 def label_vector(values, train_index, name):
@@ -76,11 +99,16 @@ def _distinct_names(rows, cols, index_name, columns_name):
     """Axes of one shared name apart: test rows ``test_<name>`` against training rows
     ``<name>`` (as the training rows are named in every other table), else
     ``index_name`` and ``columns_name``."""
-    if rows.name != cols.name:
+    if list(rows.names) != list(cols.names):
         return rows, cols
-    if index_name == "test_row" and isinstance(rows.name, str):
-        return rows.rename(f"test_{rows.name}"), cols
-    return rows.rename(index_name), cols.rename(columns_name)
+    if index_name == "test_row" and all(isinstance(v, str) for v in rows.names):
+        return rows.set_names([f"test_{v}" for v in rows.names]), cols
+
+    def renamed(index, name):
+        return index.set_names([name] if index.nlevels == 1 else
+                               [f"{name}_{i}" for i in range(index.nlevels)])
+
+    return renamed(rows, index_name), renamed(cols, columns_name)
 
 
 def target_columns(y, n_outputs):
@@ -116,7 +144,12 @@ def label_cube(values, index, columns, outputs=None):
     rows, cols = _distinct_names(_axis(index, m, "test_row"), _axis(columns, n, "train_row"),
                                  "test_row", "train_row")
     labels = _output_labels(outputs, c)
-    return pd.DataFrame(values.reshape(m * n, c), index=pd.MultiIndex.from_product([rows, cols]),
+    # every (test row, training row) pair, the levels of both (MultiIndexes included)
+    pairs = pd.MultiIndex.from_arrays(
+        [rows.get_level_values(i)[np.repeat(np.arange(m), n)] for i in range(rows.nlevels)]
+        + [cols.get_level_values(j)[np.tile(np.arange(n), m)] for j in range(cols.nlevels)],
+        names=[*rows.names, *cols.names])
+    return pd.DataFrame(values.reshape(m * n, c), index=pairs,
                         columns=pd.Index(range(c) if labels is None else labels,
                                          name=outputs[1] if outputs else "class"), copy=False)
 

@@ -1309,7 +1309,7 @@ class InfluenceMixin:
         ``class:intercept`` (class labels, or output numbers for multi-target
         regression) for several.
         """
-        state = self._state()
+        state = self._layout()  # names need no Hessian
         if feature_names is None:
             feature_names = getattr(self, "feature_names_in_", None)
         if feature_names is None or len(feature_names) != state.d:
@@ -1410,7 +1410,7 @@ class InfluenceMixin:
                           model.loss)
         return np.asarray(model.loss.value(Y, F))
 
-    def perturbation_influence(self, X_test, y_test):
+    def perturbation_influence(self, X_test, y_test, *, as_frame=False):
         """Influence of perturbing each training input on each test loss.
 
         Returns ``I_pert,loss(z_i, z_test) = -grad_theta l(z_test)^T H^{-1}
@@ -1425,6 +1425,9 @@ class InfluenceMixin:
         ----------
         X_test : array-like of shape (n_test, n_features)
         y_test : array-like of shape (n_test,)
+        as_frame : bool, default=False
+            A DataFrame with one row per (test row, training row) pair and one
+            column per feature.
 
         Returns
         -------
@@ -1433,9 +1436,21 @@ class InfluenceMixin:
             (fit order), features as the model sees them.
         """
         state = self._in_memory(self._state(), "perturbation_influence")
+        X_raw = X_test
         X_test, Y_test = self._validate_test(X_test, y_test)
         S = state.solve_many(self._gradients(state, X_test, Y_test).T)  # (P, m)
-        return self._perturbation(state, S)
+        out = self._perturbation(state, S)
+        if as_frame:
+            return label_cube(out, index_of(X_raw, y_test), self._fit_index,
+                              (self._input_names(), "feature"))
+        return out
+
+    def _input_names(self):
+        """The names of the model's input columns (``x0``, ``x1``... without them)."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is None or len(names) != self.n_features_in_:
+            names = [f"x{j}" for j in range(self.n_features_in_)]
+        return list(names)
 
     def _perturbation(self, state, S, train_rows=None):
         """``-grad_x [grad_theta l(z_i) . S[:, j]]`` for every training row (or the
@@ -1556,19 +1571,36 @@ class InfluenceMixin:
         _warn_unidentified(flat, "groups have")
         return out
 
-    def loss_gradients(self, X, y):
+    def loss_gradients(self, X, y, *, as_frame=False):
         """Per-sample gradients ``grad_theta l(z, theta_hat)`` (unweighted).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        as_frame : bool, default=False
+            A DataFrame labelled by the rows and :meth:`parameter_names`.
 
         Returns
         -------
         ndarray of shape (n_samples, n_params)
             Columns in ``theta`` order (``coef_.ravel()``, then ``intercept_``).
         """
-        layout = ParameterLayout()  # no Hessian: only the fitted parameters
+        layout = self._layout()
+        X_raw = X
+        X, Y = self._validate_test(X, y)
+        out = self._gradients(layout, X, Y)[:, layout.perm]
+        if as_frame:
+            return label_matrix(out, index_of(X_raw, y), self.parameter_names(),
+                                index_name="row", columns_name="parameter")
+        return out
+
+    def _layout(self):
+        """The fitted parameters' layout, without the Hessian."""
+        layout = ParameterLayout()
         layout.model, layout.identity = self._fitted_model(), IdentityFeatures()
         layout._set_layout(layout.model)
-        X, Y = self._validate_test(X, y)
-        return self._gradients(layout, X, Y)[:, layout.perm]
+        return layout
 
     def hessian(self):
         """The Hessian ``grad^2 R(theta_hat)`` of the empirical risk.

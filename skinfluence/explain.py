@@ -47,6 +47,7 @@ from ._frames import (
     positions_of,
     row_labels,
     short_feature_names,
+    take_index,
 )
 from ._mixin import InfluenceMixin
 from ._readers import SUPPORTED, FittedObjective, read_objective
@@ -385,7 +386,8 @@ class Explanation(BaseEstimator):
         import pandas as pd
 
         positions = np.asarray(positions, dtype=np.intp)
-        labels = self.training_labels(positions)
+        check_is_fitted(self)
+        labels = take_index(self.train_index_, positions, None)
         X = self.X_train_
         if X_train is not None:
             _check_kept_rows(self.model_, self.preprocessor_, X_train)
@@ -394,7 +396,7 @@ class Explanation(BaseEstimator):
             if isinstance(X, pd.DataFrame):
                 out = X.iloc[positions].copy()
                 if self.train_index_ is not None:
-                    out.index = pd.Index(labels, name=X.index.name)
+                    out.index = labels
                 return out
             X = np.asarray(X.toarray() if sp.issparse(X) else X)
             names = [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else None
@@ -403,8 +405,7 @@ class Explanation(BaseEstimator):
         if is_dask(Z):
             Z = Z.compute()
         Z = Z.toarray() if sp.issparse(Z) else np.asarray(Z)
-        index = pd.Index(labels, name=getattr(self.train_index_, "name", None))
-        return pd.DataFrame(Z, index=index, columns=list(self.feature_names_))
+        return pd.DataFrame(Z, index=labels, columns=list(self.feature_names_))
 
     # ------------------------------------------------------------ influence
     def _test_index(self, X, y):
@@ -450,13 +451,19 @@ class Explanation(BaseEstimator):
         check_is_fitted(self)
         return self.model_.parameter_names(self.feature_names_)
 
-    def perturbation_influence(self, X_test, y_test):
+    def perturbation_influence(self, X_test, y_test, *, as_frame=False):
         """:meth:`InfluenceMixin.perturbation_influence` on raw test rows.
 
         Shape (n_test, n_train, n_features) over the final model's inputs
-        (named by :attr:`feature_names_`), positional.
+        (named by :attr:`feature_names_`), positional; with ``as_frame=True`` a
+        DataFrame with one row per (test row, training row) pair and one column
+        per input feature of the final model.
         """
-        return self.model_.perturbation_influence(self._rows(X_test, y_test), y_test)
+        out = self.model_.perturbation_influence(self._rows(X_test, y_test), y_test)
+        if not as_frame:
+            return out
+        return label_cube(out, self._test_index(X_test, y_test), self.train_index_,
+                          (list(self.feature_names_), "feature"))
 
     def group_influence_on_loss(self, X_test, y_test, groups, *, kind="remove",
                                 as_frame=False):
@@ -487,9 +494,14 @@ class Explanation(BaseEstimator):
         """:meth:`InfluenceMixin.loss_values` of raw rows."""
         return self.model_.loss_values(self._rows(X, y), y)
 
-    def loss_gradients(self, X, y):
-        """:meth:`InfluenceMixin.loss_gradients` of raw rows."""
-        return self.model_.loss_gradients(self._rows(X, y), y)
+    def loss_gradients(self, X, y, *, as_frame=False):
+        """:meth:`InfluenceMixin.loss_gradients` of raw rows (a DataFrame labelled by
+        the rows and :meth:`parameter_names` with ``as_frame=True``)."""
+        out = self.model_.loss_gradients(self._rows(X, y), y)
+        if not as_frame:
+            return out
+        return label_matrix(out, self._test_index(X, y), self.parameter_names(),
+                            index_name="row", columns_name="parameter")
 
     def hessian(self):
         """:meth:`InfluenceMixin.hessian` of the final model."""

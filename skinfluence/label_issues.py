@@ -10,6 +10,7 @@ fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_
 
 import numpy as np
 
+from ._frames import take_index
 from .explain import as_explanation
 from ._utils import warns_once_per_call
 
@@ -120,14 +121,13 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
     own = P[np.arange(len(y)), idx]
     issues = confident_learning_issues(idx, P)
     order = np.argsort(own, kind="stable")
-    labels = ex.training_labels(order)
     frame = pd.DataFrame({
         "label": y[order],
         "self_confidence": own[order],
         "suggested_label": _suggested(classes, P[order]),
         "is_issue": issues[order],
         "position": order,
-    }, index=pd.Index(labels, name=getattr(ex.train_index_, "name", None) or "train_row"))
+    }, index=take_index(ex.train_index_, order))
     return frame
 
 

@@ -176,6 +176,70 @@ def test_labelled_frames_match_the_arrays(fitted):
     assert list(direct.columns) == list(X.index) and list(direct.index) == list(X_test.index)
 
 
+def test_perturbation_influence_and_gradients_as_labelled_frames(fitted):
+    """The paper's perturbation influence and the loss gradients were positional
+    arrays even from a labelled table: now (test row, training row) x input feature,
+    and rows x parameter names."""
+    objects, pre, X, y, X_test, y_test = fitted
+    ex = sk.explain(objects["pipeline"])
+    rows, labels = X_test.iloc[:2], y_test.iloc[:2]
+    cube = ex.perturbation_influence(rows, labels)
+    frame = ex.perturbation_influence(rows, labels, as_frame=True)
+    assert frame.index.names == ["test_passenger", "passenger"]
+    assert list(frame.index.get_level_values(0).unique()) == list(rows.index)
+    assert list(frame.index.get_level_values(1)[:len(X)]) == list(X.index)
+    assert list(frame.columns) == list(ex.feature_names_) and frame.columns.name == "feature"
+    np.testing.assert_array_equal(frame.to_numpy(), cube.reshape(-1, cube.shape[2]))
+    # training row "p0_5", feature "fare": the same number by label and by position
+    assert frame.loc[(rows.index[1], "p0_5"), "fare"] == cube[1, 5, list(ex.feature_names_)
+                                                              .index("fare")]
+    grads = ex.loss_gradients(rows, labels, as_frame=True)
+    assert list(grads.index) == list(rows.index) and grads.index.name == "passenger"
+    assert list(grads.columns) == ex.parameter_names()
+    np.testing.assert_array_equal(grads.to_numpy(), ex.loss_gradients(rows, labels))
+    # the bare estimator names its inputs as it was given them (a transformed array)
+    bare = objects["estimator"].perturbation_influence(pre.transform(rows), labels,
+                                                       as_frame=True)
+    assert list(bare.columns) == [f"x{j}" for j in range(cube.shape[2])]
+    np.testing.assert_array_equal(bare.to_numpy(), frame.to_numpy())
+
+
+def test_a_multiindex_keeps_its_levels_in_every_frame():
+    """Rows labelled by a MultiIndex (site, id) came back as one axis of tuples named
+    train_row; every frame now keeps the levels and their names."""
+    X, y = _table(90, 0)
+    X.index = pd.MultiIndex.from_arrays([np.repeat(["north", "south", "east"], 30),
+                                         np.arange(90)], names=["site", "id"])
+    y.index = X.index
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT))
+    pipe.fit(X.iloc[:80], y.iloc[:80])
+    ex = sk.explain(pipe)
+    Xt, yt = X.iloc[80:], y.iloc[80:]
+    si = ex.self_influence(as_frame=True)
+    assert si.index.equals(X.index[:80]) and si.index.names == ["site", "id"]
+    frame = ex.influence_on_loss(Xt, yt, as_frame=True)
+    assert frame.columns.equals(X.index[:80])
+    assert frame.index.names == ["test_site", "test_id"]
+    assert list(frame.index) == list(Xt.index)
+    np.testing.assert_array_equal(frame.to_numpy(), ex.influence_on_loss(Xt, yt))
+    top = sk.top_training_rows(pipe, k=3)
+    assert top.index.names == ["site", "id"]
+    order = np.argsort(ex.self_influence(), kind="stable")[:3]
+    assert list(top.index) == list(X.index[order])
+    assert sk.most_influential(pipe, k=3, as_frame=True).index.equals(top.index)
+    issues = sk.find_label_issues(pipe)
+    assert issues.index.names == ["site", "id"]
+    assert list(issues.index) == list(X.index[issues["position"].to_numpy()])
+    cube = ex.perturbation_influence(Xt.iloc[:2], yt.iloc[:2], as_frame=True)
+    assert cube.index.names == ["test_site", "test_id", "site", "id"]
+    assert cube.index[81] == (*Xt.index[1], *X.index[1])
+    loo = ex.loo_predict_proba(as_frame=True)
+    assert loo.index.equals(X.index[:80])
+    # groups by label tuples or by positions select the same rows
+    by_label = ex.group_influence_on_loss(Xt, yt, [[("north", 0), ("north", 1)]])
+    np.testing.assert_array_equal(by_label, ex.group_influence_on_loss(Xt, yt, [[0, 1]]))
+
+
 def test_raw_training_rows_are_shown_when_given(fitted):
     objects, pre, X, y, X_test, y_test = fitted
     table = sk.top_training_rows(objects["search"], k=4, X_train=X)
