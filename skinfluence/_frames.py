@@ -204,6 +204,12 @@ def check_test_rows(X, y=None):
             "X is a pandas Series (one row as X.loc[label]?); pass a one-row DataFrame "
             "instead, e.g. X.loc[[label]]."
         )
+    if y is not None and (isinstance(y, (str, bytes, dict)) or np.ndim(y) == 0):
+        hint = "" if isinstance(y, dict) else f" For one row pass a list, e.g. [{y!r:.30}]."
+        raise ValueError(
+            f"y must hold one label per test row (array-like of shape (n_test,)); got "
+            f"{type(y).__name__} {y!r:.60}.{hint}"
+        )
     _check_aligned(X, y, "y")
 
 

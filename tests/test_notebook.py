@@ -329,6 +329,16 @@ def test_labelled_inputs_are_matched_by_label_or_refused(fitted):
         ex.influence_on_loss(X_test, y_test.iloc[::-1])
     with pytest.raises(ValueError, match="one-row DataFrame"):
         ex.influence_on_loss(X_test.iloc[0], y_test.iloc[:1])
+    # one label for one row is a list, as for scikit-learn (numpy's "at least 1
+    # dimension" TypeError before)
+    for bad, hint in ((1, r"got int 1\. For one row pass a list, e\.g\. \[1\]"),
+                      ({"a": 1}, r"got dict \{'a': 1\}\.$")):
+        for call in (lambda: ex.influence_on_loss(X_test.iloc[:1], bad),
+                     lambda: pipe[-1].influence_on_loss(pre.transform(X_test.iloc[:1]), bad)):
+            with pytest.raises(ValueError, match="one label per test row.*" + hint):
+                call()
+    _same(ex.influence_on_loss(X_test.iloc[:1], [y_test.iloc[0]]),
+          ex.influence_on_loss(X_test.iloc[:1], y_test.iloc[:1]))
     # arguments that would be ignored are refused
     _same(sk.most_influential(pipe, X_test, y_test, k=4)[1],
           sk.most_influential(pipe, X_test, y_test, k=4, which="harmful")[1])
