@@ -370,14 +370,20 @@ def _check_numbers_with_stray_cells(df, skip):
         numbers = pd.to_numeric(present, errors="coerce")
         stray = numbers.isna()
         if 0 < stray.sum() <= 0.05 * len(present):
-            first = present.index[np.argmax(stray.to_numpy())]
-            raise AuditError(
-                f"column {name!r} holds numbers but for {_count(int(stray.sum()), 'cell')} "
-                f"(first at row {first + 1}: {present[first]!r}); fix "
-                f"{'it' if stray.sum() == 1 else 'them'} (a decimal comma? a unit?), leave "
-                f"the column out with --drop {shlex.quote(str(name))}, or keep it as text "
-                f"categories with --keep {shlex.quote(str(name))}"
-            )
+            raise _stray_cells(name, col, stray, "numbers", "a decimal comma? a unit?")
+
+
+def _stray_cells(name, col, stray, kind, guess):
+    """The error for a column of ``kind`` but for the cells ``stray`` (a boolean Series
+    on ``col``'s index), naming the first by its row."""
+    first = stray.index[np.argmax(stray.to_numpy())]
+    count = int(stray.sum())
+    return AuditError(
+        f"column {name!r} holds {kind} but for {_count(count, 'cell')} (first at row "
+        f"{first + 1}: {col[first]!r}); fix {'it' if count == 1 else 'them'} ({guess}), "
+        f"leave the column out with --drop {shlex.quote(str(name))}, or keep it as text "
+        f"categories with --keep {shlex.quote(str(name))}"
+    )
 
 
 def _as_dates(col):
@@ -434,14 +440,7 @@ def _check_dates_with_stray_cells(df, skip):
         parsed, bad = _parse_dates(col)
         if parsed is None or not bad.any():
             continue
-        first = bad.index[np.argmax(bad.to_numpy())]
-        raise AuditError(
-            f"column {name!r} holds dates but for {_count(int(bad.sum()), 'cell')} "
-            f"(first at row {first + 1}: {col[first]!r}); fix "
-            f"{'it' if bad.sum() == 1 else 'them'} (an impossible date? another format?), "
-            f"leave the column out with --drop {shlex.quote(str(name))}, or keep it as "
-            f"text categories with --keep {shlex.quote(str(name))}"
-        )
+        raise _stray_cells(name, col, bad, "dates", "an impossible date? another format?")
 
 
 def _date_columns(df, skip):
