@@ -88,6 +88,16 @@ print(table)
 print(sk.responsible_features(search, X_test.loc[[worst]], y_test.loc[[worst]]).head())
 
 # %%
+# The same question row by row, as a labelled table: the paper's influence of
+# *perturbing* a training input, one row per (test passenger, training passenger)
+# pair and one column per encoded feature. Moving the most harmful passenger's
+# inputs along the sign of these numbers would raise this test passenger's loss.
+perturbation = sk.explain(search).perturbation_influence(
+    X_test.loc[[worst]], y_test.loc[[worst]], as_frame=True)
+most_harmful = table.index[0]
+print(perturbation.xs(most_harmful, level="passenger_id").round(4))
+
+# %%
 # 2. Which training labels look wrong?
 # ------------------------------------
 # Self-influence ranks the rows the model bends towards most; the 10% checked
