@@ -144,6 +144,25 @@ def _stationary(est):
                 and np.linalg.norm(grad) <= REFIT_STATIONARY * typical)
 
 
+def refit_judged(fit, result_of=None):
+    """``fit()`` (a refit for a tool), then ``result_of`` its result (default: the
+    result itself), with the optimiser's ConvergenceWarnings dropped when that
+    InfluenceMixin result is stationary all the same: an optimiser warm-started next to
+    the optimum often cannot improve on it in floating point and says so ("lbfgs
+    failed to converge after 0 iterations: ABNORMAL", once per refit of an attack).
+    Other warnings pass on, at the user's line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit()
+    result = fitted if result_of is None else result_of(fitted)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught) \
+            and _stationary(result):
+        caught = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+    return result
+
+
 #: Largest per-row second derivative below which an unpenalised fit has run off
 #: to infinity (separable classes): influence is refused.
 SATURATED_CURVATURE = 1e-10
@@ -776,17 +795,7 @@ class InfluenceMixin:
             refit.set_params(warm_start=True)
             refit.coef_ = self.coef_.copy()
             refit.intercept_ = np.array(self.intercept_, dtype=float, copy=True)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            refit.fit(X, y, sample_weight=sample_weight)
-        # An optimiser warm-started next to the optimum often cannot improve on it in
-        # floating point and says so ("lbfgs failed to converge after 0 iterations:
-        # ABNORMAL"): not said of a refit that is stationary all the same
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught) \
-                and _stationary(refit):
-            caught = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
-        for w in caught:
-            warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
+        refit_judged(lambda: refit.fit(X, y, sample_weight=sample_weight))
         names = getattr(self, "feature_names_in_", None)
         if names is not None and not hasattr(refit, "feature_names_in_") \
                 and refit.n_features_in_ == len(names):

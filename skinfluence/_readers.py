@@ -41,7 +41,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._mixin import InfluenceMixin, InfluenceModel
+from ._mixin import InfluenceMixin, InfluenceModel, refit_judged
 from ._utils import effective_weights, user_stacklevel
 from .exceptions import InfluenceNotDefinedError
 from .features import IdentityFeatures
@@ -387,9 +387,10 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
             refit.set_params(warm_start=True)
             refit.coef_ = np.array(self.estimator.coef_, copy=True)
             refit.intercept_ = np.array(self.estimator.intercept_, dtype=float, copy=True)
-        refit.fit(X, y, sample_weight=sample_weight)
-        return FittedObjective(refit, influence_solver=self.influence_solver,
-                               damping=self.damping).fit(X, y, sample_weight)
+        return refit_judged(
+            lambda: refit.fit(X, y, sample_weight=sample_weight),
+            lambda fitted: FittedObjective(fitted, influence_solver=self.influence_solver,
+                                           damping=self.damping).fit(X, y, sample_weight))
 
     def _class_weight_setting(self):
         return self._reading.class_weight

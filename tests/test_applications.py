@@ -12,6 +12,7 @@ from skinfluence import (
     InfluenceRidge,
     RBFSmoothHingeSVC,
     aggregate_influence,
+    explain,
     label_audit,
     responsible_features,
     retrain_without,
@@ -262,6 +263,13 @@ def test_refits_at_their_optimum_do_not_pass_on_the_optimisers_warning():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         training_set_attack(clf, Xt, (Xt[:, 0] > 0).astype(int))
+    assert not [str(c.message) for c in caught if issubclass(c.category, ConvergenceWarning)]
+    # an explained scikit-learn model refits through its own reader: the same rule
+    plain = LogisticRegression(tol=1e-12, max_iter=5000).fit(X, y, sample_weight=sw)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training_set_attack(explain(plain, X, y, sample_weight=sw), Xt,
+                            (Xt[:, 0] > 0).astype(int))
     assert not [str(c.message) for c in caught if issubclass(c.category, ConvergenceWarning)]
     clf.set_params(max_iter=1)
     with pytest.warns(ConvergenceWarning, match="failed to converge"):
