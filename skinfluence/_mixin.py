@@ -103,6 +103,7 @@ def _same_setting(a, b):
         pass
     return repr(a) == repr(b)
 
+
 @functools.lru_cache(maxsize=None)
 def _param_names(cls, init):
     """scikit-learn's parameter names of ``cls`` (read from ``init``'s signature)."""

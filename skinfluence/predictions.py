@@ -342,9 +342,10 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         rows = np.sort(np.concatenate(undefined))
         warnings.warn(
             f"{rows.size} training row{'s are' if rows.size > 1 else ' is'} predicted by a "
-            "direction of the parameters that no row outside their fold constrains (e.g. a feature or category seen "
-            "only in the fold, with no penalty): the refit without the fold is not unique "
-            "there, so their cross-validated predictions are NaN (positions "
+            "direction of the parameters that no row outside their fold constrains (e.g. "
+            "a feature or category seen only in the fold, with no penalty): the refit "
+            "without the fold is not unique there, so their cross-validated predictions "
+            "are NaN (positions "
             f"{rows[:5].tolist()}{'...' if rows.size > 5 else ''}). Add a penalty (a "
             "finite C, alpha > 0) if finite predictions are wanted.",
             RuntimeWarning,
@@ -361,7 +362,10 @@ def _step_off_null(H, scale, b):
 
     e = 1.0 / np.sqrt(scale)
     lam, V = np.linalg.eigh(H * e[:, None] * e[None, :])
-    flat = lam <= RCOND_SINGULAR * max(lam[-1], np.finfo(float).tiny)
+    # the factorisation's verdict came from a 1-norm condition estimate, up to P times
+    # the 2-norm one: as loose here, and at least the direction that failed it
+    flat = lam <= RCOND_SINGULAR * len(lam) * max(lam[-1], np.finfo(float).tiny)
+    flat[0] = True
     Vk, lk = V[:, ~flat], lam[~flat]
     step = e * (Vk @ ((Vk.T @ (e * b)) / lk))
     null = e[:, None] * V[:, flat]
