@@ -398,9 +398,16 @@ def _as_dates(col):
     return parsed if parsed is not None and not bad.any() else None
 
 
+#: A column of text whose cells read as dates but for at most this share is a column
+#: of dates with stray cells (refused by row), not text (one-hot encoded: a column of
+#: 300 dates, 10% "unknown", gave 181 columns).
+DATES_STRAY_SHARE = 0.2
+
+
 def _parse_dates(col):
     """``(datetimes, unreadable)`` for a column of text that reads as dates but for at
-    most 5% of its present cells (NaT there, flagged in ``unreadable``), else
+    most ``DATES_STRAY_SHARE`` of its present cells (NaT there, flagged in
+    ``unreadable``), else
     ``(None, None)``. Of the two orders (``12/31/2020``, ``31/12/2020``) the one that
     reads more cells wins, month first on a tie."""
     import pandas as pd
@@ -412,21 +419,23 @@ def _parse_dates(col):
         return None, None
     dated = (present.str.contains(r"(?<!\d)[12]\d{3}(?!\d)")
              & present.str.contains(r"[-/.:]"))
-    if (~dated).sum() > 0.05 * len(present):
+    if (~dated).sum() > DATES_STRAY_SHARE * len(present):
         return None, None
     best = None
     for dayfirst in (False, True):  # 12/31/2020, else 31/12/2020
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas' notes on inferring the format
             try:
+                # in UTC: offsets that change with daylight saving (+0100, +0200) are
+                # one column of instants, and days between them are the same
                 parsed = pd.to_datetime(col.where(col.index.isin(present.index[dated])),
-                                        errors="coerce", dayfirst=dayfirst)
+                                        errors="coerce", dayfirst=dayfirst, utc=True)
             except (ValueError, TypeError, OverflowError):
                 continue
         bad = parsed.isna() & col.notna()
         if best is None or bad.sum() < best[1].sum():
             best = (parsed, bad)
-    if best is None or best[1].sum() > 0.05 * len(present):
+    if best is None or best[1].sum() > DATES_STRAY_SHARE * len(present):
         return None, None
     return best
 

@@ -40,17 +40,41 @@ def row_labels(index, positions):
 
 
 def _axis(index, n, name):
+    return _named(_raw_axis(index, n), name)
+
+
+def _raw_axis(index, n):
+    """The labels of ``n`` rows as a pandas Index, names as given (positions without)."""
     pd = _pandas()
     if index is None:
-        return pd.RangeIndex(n, name=name)
-    if not isinstance(index, pd.Index):  # pd.Index of a MultiIndex flattens it to tuples
-        index = pd.Index(index)
-    return _named(index, name)
+        return pd.RangeIndex(n)
+    # pd.Index of a MultiIndex would flatten it to tuples
+    return index if isinstance(index, pd.Index) else pd.Index(index)
+
+
+def _axes(index, columns, m, n, index_name, columns_name):
+    """Row and column axes of ``m`` and ``n`` labels, named apart: when both carry the
+    same names (test and training rows from one table, index ``passenger``), the
+    training rows keep them and the test rows are ``test_passenger``, so that
+    ``stack().reset_index()`` works; unnamed levels are ``index_name`` /
+    ``columns_name`` (``_<level>`` for a MultiIndex)."""
+    rows, cols = _raw_axis(index, m), _raw_axis(columns, n)
+    if list(rows.names) == list(cols.names) and any(v is not None for v in rows.names):
+        if index_name == "test_row":
+            rows = rows.set_names([f"test_{v}" if isinstance(v, str) else None
+                                   for v in rows.names])
+        else:
+            rows = rows.set_names([None] * rows.nlevels)
+            cols = cols.set_names([None] * cols.nlevels)
+    return _named(rows, index_name), _named(cols, columns_name)
 
 
 def _named(index, name):
     """``index`` with ``name`` where it has none: each unnamed level of a MultiIndex
-    becomes ``<name>_<level>`` (its levels and their names are kept)."""
+    becomes ``<name>_<level>`` (its levels and their names are kept); ``name=None``
+    leaves it as it is."""
+    if name is None:
+        return index
     if index.nlevels > 1:
         return index.set_names([f"{name}_{i}" if v is None else v
                                 for i, v in enumerate(index.names)])
@@ -89,26 +113,9 @@ def label_matrix(values, index, columns, index_name="test_row", columns_name="tr
     """
     pd = _pandas()
     values = np.asarray(values)
-    rows = _axis(index, values.shape[0], index_name)
-    cols = _axis(columns, values.shape[1], columns_name)
-    rows, cols = _distinct_names(rows, cols, index_name, columns_name)
+    rows, cols = _axes(index, columns, values.shape[0], values.shape[1], index_name,
+                       columns_name)
     return pd.DataFrame(values, index=rows, columns=cols, copy=False)
-
-
-def _distinct_names(rows, cols, index_name, columns_name):
-    """Axes of one shared name apart: test rows ``test_<name>`` against training rows
-    ``<name>`` (as the training rows are named in every other table), else
-    ``index_name`` and ``columns_name``."""
-    if list(rows.names) != list(cols.names):
-        return rows, cols
-    if index_name == "test_row" and all(isinstance(v, str) for v in rows.names):
-        return rows.set_names([f"test_{v}" for v in rows.names]), cols
-
-    def renamed(index, name):
-        return index.set_names([name] if index.nlevels == 1 else
-                               [f"{name}_{i}" for i in range(index.nlevels)])
-
-    return renamed(rows, index_name), renamed(cols, columns_name)
 
 
 def target_columns(y, n_outputs):
@@ -141,8 +148,7 @@ def label_cube(values, index, columns, outputs=None):
     pd = _pandas()
     values = np.asarray(values)
     m, n, c = values.shape
-    rows, cols = _distinct_names(_axis(index, m, "test_row"), _axis(columns, n, "train_row"),
-                                 "test_row", "train_row")
+    rows, cols = _axes(index, columns, m, n, "test_row", "train_row")
     labels = _output_labels(outputs, c)
     # every (test row, training row) pair, the levels of both (MultiIndexes included)
     pairs = pd.MultiIndex.from_arrays(
@@ -205,7 +211,7 @@ def check_test_rows(X, y=None):
             "instead, e.g. X.loc[[label]]."
         )
     if y is not None and (isinstance(y, (str, bytes, dict)) or np.ndim(y) == 0):
-        hint = "" if isinstance(y, dict) else f" For one row pass a list, e.g. [{y!r:.30}]."
+        hint = f" For one row pass a list, e.g. [{y!r:.30}]." if np.isscalar(y) else ""
         raise ValueError(
             f"y must hold one label per test row (array-like of shape (n_test,)); got "
             f"{type(y).__name__} {y!r:.60}.{hint}"

@@ -14,7 +14,6 @@ sees are the final estimator's inputs (after a pipeline's earlier steps).
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +32,7 @@ from sklearn.linear_model import (
     SGDRegressor,
     TweedieRegressor,
 )
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
@@ -48,6 +47,7 @@ from .features import IdentityFeatures
 from .glm import glm_loss
 from .linear_model import InfluenceLogisticRegression, regression_targets, regression_weights
 from .losses import OneVsRestLogLoss, SignedSquaredLoss, SquaredLoss
+from .solvers import INFLUENCE_SETTINGS
 
 __all__ = ["SUPPORTED", "FittedObjective", "read_objective"]
 
@@ -296,8 +296,7 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit"])],
-        "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
-        "damping": [Interval(Real, 0, None, closed="left")],
+        **INFLUENCE_SETTINGS,
     }
 
     def __init__(self, estimator, *, influence_solver="auto", damping=0.0):

@@ -25,13 +25,13 @@ refit only the final step, on the rows as it saw them.
 """
 
 import copy
-from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted
 
 from ._dask import is_dask
@@ -50,6 +50,7 @@ from ._frames import (
     take_index,
 )
 from ._mixin import InfluenceMixin
+from .solvers import INFLUENCE_SETTINGS
 from ._readers import SUPPORTED, FittedObjective, read_objective
 
 __all__ = ["explain", "as_explanation", "Explanation", "SUPPORTED"]
@@ -228,10 +229,7 @@ class Explanation(BaseEstimator):
         -------
         self : Explanation
         """
-        if self.damping is not None and not (
-                isinstance(self.damping, Real) and not isinstance(self.damping, bool)
-                and np.isfinite(self.damping) and self.damping >= 0):
-            raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}.")
+        self._check_settings()
         pre, final = _unwrap(self.estimator)
         preprocessor = _preprocessor(pre)
         check_is_fitted(final)
@@ -277,6 +275,7 @@ class Explanation(BaseEstimator):
                 damping=0.0 if self.damping is None else self.damping,
             ).fit(Xt, y, sample_weight)
         self._set_parts(preprocessor, model, final, X, index_of(X, y, n=model._fit_X.shape[0]))
+        self._settings = self._wanted_settings()
         if isinstance(model, FittedObjective):
             self.stationarity()  # warns now, at the point of explanation, if not stationary
         return self
@@ -345,7 +344,41 @@ class Explanation(BaseEstimator):
                 "through other preprocessing than the training rows did. Call "
                 "skinfluence.explain(...) again on the refitted model."
             )
+        if self._wanted_settings() != self.__dict__.get("_settings", {}):
+            self._apply_settings()
         return self._model
+
+    def _wanted_settings(self):
+        """The influence settings this explanation overrides (None: the model's own)."""
+        return {k: v for k, v in (("influence_solver", self.influence_solver),
+                                  ("damping", self.damping)) if v is not None}
+
+    def _check_settings(self):
+        validate_parameter_constraints(
+            {k: [*v, None] for k, v in INFLUENCE_SETTINGS.items()},
+            {"influence_solver": self.influence_solver, "damping": self.damping},
+            caller_name="Explanation")
+        if self.damping is not None and not np.isfinite(self.damping):
+            raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}.")
+
+    def _apply_settings(self):
+        """``set_params(damping=..., influence_solver=...)`` after fit take effect at the
+        next question, as on an estimator (no refit), checked as at fit. The user's
+        estimator keeps its own settings: a copy carries the overrides."""
+        self._check_settings()
+        wanted = self._wanted_settings()
+        model, final = self._model, self.final_estimator_
+        if isinstance(model, FittedObjective):
+            model.set_params(influence_solver=wanted.get("influence_solver", "auto"),
+                             damping=wanted.get("damping", 0.0))
+        elif wanted:
+            model = copy.copy(final)
+            model._influence_cache = {}
+            model.set_params(**wanted)
+        else:
+            model = final
+        self._model = model
+        self._settings = wanted
 
     # ---------------------------------------------------------------- rows
     def transform(self, X):

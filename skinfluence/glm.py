@@ -19,11 +19,8 @@ Each estimator here is a thin description: its loss (family and link, from
 scikit-learn's own.
 """
 
-from numbers import Real
-
 import numpy as np
 from sklearn.linear_model import GammaRegressor, PoissonRegressor, TweedieRegressor
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array
 
 from ._mixin import InfluenceMixin, InfluenceModel, check_magnitude
@@ -31,6 +28,7 @@ from .features import IdentityFeatures
 from ._utils import check_non_negative_weights
 from .linear_model import regression_targets, regression_weights
 from .losses import HalfGammaDeviance, HalfPoissonDeviance, HalfTweedieDeviance
+from .solvers import INFLUENCE_SETTINGS
 
 __all__ = [
     "InfluencePoissonRegressor", "InfluenceGammaRegressor", "InfluenceTweedieRegressor",
@@ -38,8 +36,7 @@ __all__ = [
 ]
 
 _INFLUENCE_CONSTRAINTS = {
-    "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
-    "damping": [Interval(Real, 0, None, closed="left")],
+    **INFLUENCE_SETTINGS,
 }
 
 

@@ -11,6 +11,7 @@ fold on scikit-learn's folds) or :meth:`~skinfluence.InfluenceMixin.loo_predict_
 import numpy as np
 
 from ._frames import take_index
+from .predictions import predicted_labels
 from .explain import as_explanation
 from ._utils import warns_once_per_call
 
@@ -79,7 +80,8 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
         sample), ``is_issue`` (confident learning's off-diagonal) and
         ``position`` (fit order). Rows without an out-of-sample answer (NaN
         probabilities: no unique refit without them, with a RuntimeWarning that
-        names them) come last, with no suggested label.
+        names them) come last, with no suggested label (None, or pandas' missing
+        value where the labels are strings).
 
     Examples
     --------
@@ -124,19 +126,8 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
     frame = pd.DataFrame({
         "label": y[order],
         "self_confidence": own[order],
-        "suggested_label": _suggested(classes, P[order]),
+        "suggested_label": predicted_labels(classes, P[order]),
         "is_issue": issues[order],
         "position": order,
     }, index=take_index(ex.train_index_, order))
     return frame
-
-
-def _suggested(classes, P):
-    """The most probable class of each row; None where ``P`` has no answer (NaN)."""
-    best = classes[np.argmax(np.nan_to_num(P, nan=-1.0), axis=1)]
-    known = np.isfinite(P).all(axis=1)
-    if known.all():
-        return best
-    best = best.astype(object)
-    best[~known] = None
-    return best

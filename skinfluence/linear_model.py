@@ -1,10 +1,7 @@
 """InfluenceLogisticRegression: scikit-learn's LogisticRegression that explains itself."""
 
-from numbers import Real
-
 import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._mixin import InfluenceMixin, InfluenceModel, check_labels, check_magnitude
@@ -13,12 +10,12 @@ from ._dask import is_dask
 from ._utils import check_non_negative_weights, effective_weights
 from .features import IdentityFeatures
 from .losses import LogLoss, SoftmaxLoss, SquaredLoss
+from .solvers import INFLUENCE_SETTINGS
 
 __all__ = ["InfluenceLogisticRegression", "InfluenceRidge"]
 
 _INFLUENCE_CONSTRAINTS = {
-    "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
-    "damping": [Interval(Real, 0, None, closed="left")],
+    **INFLUENCE_SETTINGS,
 }
 
 

@@ -294,6 +294,8 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
             f"as cross_val_predict does: here {missing} row(s) are in no test fold and "
             f"{repeated} in several (a ShuffleSplit-like or LeavePGroupsOut splitter); use "
             "KFold, StratifiedKFold, GroupKFold or LeaveOneGroupOut.")
+    if hasattr(est, "classes_"):
+        _check_folds_keep_every_class(est, state.s, folds)
     for fold in folds:
         # the fold's part of H and of the gradient at theta_hat, over bounded chunks
         H_fold, g_fold = np.zeros((P, P)), np.zeros(P)
@@ -354,6 +356,25 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     return out
 
 
+def _check_folds_keep_every_class(est, s, folds):
+    """Refuse folds without which some class has no (weighted) row left: the refit
+    would have no optimum (that class's outputs run off to minus infinity), and
+    ``cross_val_predict``'s refit would not know the class."""
+    classes = est.classes_
+    y = np.searchsorted(classes, est._fit_y)
+    total = np.bincount(y, weights=s > 0, minlength=len(classes))
+    for j, fold in enumerate(folds):
+        left = total - np.bincount(y[fold], weights=s[fold] > 0, minlength=len(classes))
+        if np.any(left == 0):
+            missing = classes[left == 0].tolist()
+            raise ValueError(
+                f"The training rows outside test fold {j} hold no row of class "
+                f"{missing[0] if len(missing) == 1 else missing!r}: the refit without the "
+                "fold would not know it (its outputs run off to minus infinity, no "
+                "optimum). Use folds that keep every class in training, e.g. "
+                "StratifiedKFold (the default for classifiers), or fewer folds.")
+
+
 def _step_off_null(H, scale, b):
     """``H^+ b`` on the complement of ``H``'s null space, judged and solved after
     equilibration by ``scale`` (the full Hessian's diagonal), and that null space
@@ -386,19 +407,34 @@ def log_probabilities(model, F):
     probabilities to 0 first: ``-log(1 + e^-f)`` / log-softmax."""
     from scipy.special import logsumexp
 
-    if type(model.loss) is LogLoss:
-        return np.column_stack([-np.logaddexp(0.0, F[:, 0]), -np.logaddexp(0.0, -F[:, 0])])
-    return F - logsumexp(F, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # rows without an answer stay NaN, said once
+        if type(model.loss) is LogLoss:
+            return np.column_stack([-np.logaddexp(0.0, F[:, 0]),
+                                    -np.logaddexp(0.0, -F[:, 0])])
+        return F - logsumexp(F, axis=1, keepdims=True)
+
+
+def predicted_labels(classes, F):
+    """The classes that outputs (or probabilities) ``F`` (n, K) predict: the sign of
+    one output, else the largest; None for rows without an answer (NaN), not a
+    class."""
+    if F.shape[1] == 1:
+        labels = classes[(F[:, 0] > 0).astype(int)]
+    else:
+        labels = classes[np.argmax(np.where(np.isnan(F), -np.inf, F), axis=1)]
+    known = ~np.isnan(F).any(axis=1)
+    if known.all():
+        return labels
+    labels = labels.astype(object)
+    labels[~known] = None
+    return labels
 
 
 def respond(est, model, F, method, spell=_as_argument):
     """Outputs ``F`` (n, K) as scikit-learn's ``predict_proba`` / ``decision_function`` /
     ``predict`` would return them (``spell``: see :func:`response_function`)."""
     if method == "predict" and hasattr(est, "classes_"):
-        classes = est.classes_
-        if F.shape[1] == 1:
-            return classes[(F[:, 0] > 0).astype(int)]
-        return classes[np.argmax(F, axis=1)]
+        return predicted_labels(est.classes_, F)
     r, squeeze = response_function(est, model, method, spell)
     R = np.asarray(r(F))
     if method == "predict_proba" and squeeze:

@@ -41,7 +41,7 @@ from scipy.linalg.lapack import dpocon, dpotri
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from ._utils import user_stacklevel
 from .exceptions import SingularHessianError
@@ -53,10 +53,19 @@ __all__ = [
     "DirectSolver",
     "resolve_solver",
     "AUTO_DIRECT_MAX_PARAMS",
+    "INFLUENCE_SETTINGS",
 ]
 
 #: Reciprocal condition number below which the Hessian is treated as singular.
 RCOND_SINGULAR = 1e3 * np.finfo(np.float64).eps
+
+#: The influence settings every skinfluence estimator takes (and ``explain``), as
+#: ``_parameter_constraints`` entries: they take effect without a refit.
+INFLUENCE_SETTINGS = {
+    "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
+    "damping": [Interval(Real, 0, None, closed="left")],
+}
+
 
 #: ``"auto"`` factors H directly up to this many parameters, else uses CG.
 AUTO_DIRECT_MAX_PARAMS = 4000

@@ -15,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -31,6 +31,7 @@ from .features import (
     resolve_gamma,
 )
 from .losses import SmoothHinge
+from .solvers import INFLUENCE_SETTINGS
 
 __all__ = ["SmoothHingeSVC", "RBFSmoothHingeSVC"]
 
@@ -47,8 +48,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
-        "influence_solver": [StrOptions({"auto", "direct", "cg", "lissa"}), HasMethods(["build"])],
-        "damping": [Interval(Real, 0, None, closed="left")],
+        **INFLUENCE_SETTINGS,
     }
 
     def _make_features(self, X):  # pragma: no cover - abstract

@@ -134,6 +134,20 @@ def test_a_date_column_with_a_stray_cell_is_refused_by_row(tmp_path, capsys):
         assert "--keep signup" in err and len(err.strip().splitlines()) == 1
     assert _run(tmp_path / "bad.csv", "--target", "y", "--keep", "signup") == 0
     assert "read as dates" not in capsys.readouterr().out
+    # 10% of the cells "unknown" is still a column of dates (it was 181 one-hot columns)
+    frame["signup"] = dates.strftime("%Y-%m-%d")
+    frame.loc[rng.choice(n, 30, replace=False), "signup"] = "unknown"
+    frame.to_csv(tmp_path / "unknown.csv", index=False)
+    assert _run(tmp_path / "unknown.csv", "--target", "y") == 2
+    assert "holds dates but for 30 cells" in capsys.readouterr().err
+    # offsets that change with daylight saving (+0100 / +0200) are dates too (they were
+    # taken for row labels)
+    paris = (pd.Timestamp("2020-01-01", tz="Europe/Paris")
+             + pd.to_timedelta(rng.integers(0, 1000, n), unit="D"))
+    frame["signup"] = paris.strftime("%Y-%m-%dT%H:%M:%S%z")
+    frame.to_csv(tmp_path / "paris.csv", index=False)
+    assert _run(tmp_path / "paris.csv", "--target", "y") == 0
+    assert "'signup' read as dates" in capsys.readouterr().out
 
 
 def test_identifier_columns_are_left_out_and_named_in_one_note(tmp_path, capsys):

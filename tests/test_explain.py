@@ -339,3 +339,36 @@ def test_joblib_round_trip_keeps_an_explanation_usable(cancer, tmp_path):
     joblib.dump(ex, tmp_path / "stale.joblib")
     with pytest.raises(ValueError, match="refitted"):
         joblib.load(tmp_path / "stale.joblib").self_influence()
+
+
+@pytest.mark.filterwarnings("ignore::skinfluence.DampingWarning")  # damping=0.5 on purpose
+def test_explanation_settings_changed_after_fit_take_effect_or_are_refused(cancer):
+    """``set_params(damping=..., influence_solver=...)`` on an explanation was ignored
+    after fit, invalid values included; as on an estimator they now take effect at the
+    next question (the user's estimator keeps its own) or are refused."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y, _, _ = cancer
+    for est, rows in ((InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-12)
+                       .fit(X, y), ()),
+                      (LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X, y),
+                       (X, y))):
+        ex = skinfluence.explain(est, *rows)
+        plain = ex.self_influence()
+        ex.set_params(damping=0.5)
+        np.testing.assert_allclose(
+            ex.self_influence(),
+            skinfluence.explain(est, *rows, damping=0.5).self_influence(), rtol=1e-12)
+        assert not np.allclose(ex.self_influence(), plain)
+        assert getattr(est, "damping", 0.0) == 0.0  # the user's estimator is untouched
+        ex.set_params(damping=None, influence_solver="cg")
+        np.testing.assert_allclose(ex.self_influence(), plain, rtol=1e-6)
+        ex.set_params(influence_solver=None)
+        np.testing.assert_array_equal(ex.self_influence(), plain)
+        for bad in ({"damping": -1.0}, {"damping": np.inf}, {"influence_solver": "bogus"}):
+            ex.set_params(**bad)
+            with pytest.raises(ValueError, match=f"{list(bad)[0]}"):
+                ex.self_influence()
+            ex.set_params(damping=None, influence_solver=None)
+        with pytest.raises(InvalidParameterError, match="Explanation"):
+            skinfluence.explain(est, *rows, damping=-1.0)

@@ -238,6 +238,16 @@ def test_a_multiindex_keeps_its_levels_in_every_frame():
     # groups by label tuples or by positions select the same rows
     by_label = ex.group_influence_on_loss(Xt, yt, [[("north", 0), ("north", 1)]])
     np.testing.assert_array_equal(by_label, ex.group_influence_on_loss(Xt, yt, [[0, 1]]))
+    # a level without a name: named by its axis, and the named one still set apart
+    X.index = X.index.set_names(["site", None])
+    y.index = X.index
+    ex = sk.explain(pipe.fit(X.iloc[:80], y.iloc[:80]))
+    frame = ex.influence_on_loss(X.iloc[80:], y.iloc[80:], as_frame=True)
+    assert frame.index.names == ["test_site", "test_row_1"]
+    assert frame.columns.names == ["site", "train_row_1"]
+    cube = ex.perturbation_influence(X.iloc[80:82], y.iloc[80:82], as_frame=True)
+    assert cube.xs("east", level="test_site").shape == (160, cube.shape[1])
+    assert sk.top_training_rows(pipe, k=2).index.names == ["site", None]  # as given
 
 
 def test_raw_training_rows_are_shown_when_given(fitted):

@@ -176,6 +176,15 @@ def test_approximate_cross_val_predict(diabetes, wine):
         "predict_proba", newton_steps=8), rtol=1e-12)
     with pytest.raises(ValueError, match="no probabilities"):
         reg.approx_cross_val_predict("predict_log_proba")
+    # a fold that holds a whole class leaves a refit with no optimum: refused, as
+    # cross_val_predict refuses it for two classes (its probabilities drifted to 0
+    # with each Newton step, silently)
+    from sklearn.model_selection import KFold
+
+    order = np.argsort(yw, kind="stable")
+    sorted_clf = clone(clf).fit(Xw[order], yw[order])
+    with pytest.raises(ValueError, match=r"outside test fold \d hold no row of class"):
+        sorted_clf.approx_cross_val_predict("predict_proba", cv=KFold(3))
     # group splitters take groups, as cross_val_predict does
     from sklearn.model_selection import GroupKFold
 
@@ -236,6 +245,10 @@ def test_cross_val_rows_that_only_their_fold_identifies_are_nan(diabetes, cancer
             rows = test[test != i]
             np.testing.assert_allclose(approx[rows], refit.decision_function(Xc[rows]),
                                        rtol=1e-5, atol=1e-6)
+    # labels too: no class for the row without an answer (it was classes_[0])
+    with pytest.warns(RuntimeWarning, match=rf"positions \[{i}\]"):
+        labels = clf.approx_cross_val_predict("predict", newton_steps=4)
+    assert labels[i] is None and set(np.delete(labels, i)) <= set(clf.classes_)
     with pytest.warns(RuntimeWarning, match="NaN"):
         issues = find_label_issues(clf)
     assert issues["position"].iloc[-1] == i and issues["suggested_label"].iloc[-1] is None
