@@ -897,6 +897,10 @@ class InfluenceMixin:
         # smooth-hinge influence_t...) shape the state: key the cache on them
         key = self._influence_key(params)
         cache = self.__dict__.setdefault("_influence_cache", {})
+        coefficients = self._coefficients()
+        if key in cache and not all(np.array_equal(a, b) for a, b in
+                                    zip(cache[key].coefficients, coefficients)):
+            del cache[key]  # coef_ / intercept_ set by hand since: describe those
         if key not in cache:
             cache.clear()
             state = self._dask_state() if is_dask(self._fit_X) else _InfluenceState(self)
@@ -927,8 +931,15 @@ class InfluenceMixin:
                     UserWarning,
                     stacklevel=user_stacklevel(),
                 )
+            state.coefficients = [np.array(a, dtype=float, copy=True) for a in coefficients]
             cache[key] = state
         return cache[key]
+
+    def _coefficients(self):
+        """The fitted parameters as the estimator holds them (``coef_``, ``intercept_``):
+        the kept influence state describes them, and is rebuilt when they change."""
+        return [np.asarray(getattr(self, name, 0.0), dtype=float)
+                for name in ("coef_", "intercept_")]
 
     def _class_weight_setting(self):
         """The estimator's ``class_weight`` parameter (None without one)."""

@@ -368,6 +368,10 @@ class FittedObjective(InfluenceMixin, BaseEstimator):
             penalty_share=reading.penalty_share,
         )
 
+    def _coefficients(self):
+        return [np.asarray(getattr(self.estimator, name, 0.0), dtype=float)
+                for name in ("coef_", "intercept_")]
+
     def _refit(self, sample_weight=None, X=None, y=None):
         """Refit the estimator's objective (hyperparameters fixed), warm-started."""
         X = self._fit_X if X is None else X

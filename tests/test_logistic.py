@@ -342,6 +342,27 @@ def test_settings_changed_after_fit_are_refused_until_refit(cancer):
     assert not np.allclose(clf.influence_on_loss(Xt[:3], yt[:3]), before)
 
 
+def test_coefficients_set_by_hand_are_described_not_the_kept_ones(cancer):
+    # the kept influence state described the fitted coefficients even after coef_ was
+    # replaced or edited in place: it is rebuilt at the coefficients the model holds
+    # (which are no optimum: a StationarityWarning says so)
+    from skinfluence import StationarityWarning
+
+    X, y, Xt, yt = cancer
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    fitted = clf.self_influence()
+    loo = clf.loo_predict_proba()
+    clf.coef_ = clf.coef_ * 1.5
+    with pytest.warns(StationarityWarning):
+        moved = clf.self_influence()
+    assert not np.allclose(moved, fitted)
+    clf.coef_ /= 1.5
+    np.testing.assert_allclose(clf.self_influence(), fitted, rtol=1e-10)
+    clf.intercept_[0] += 0.3  # in place
+    with pytest.warns(StationarityWarning):
+        assert not np.allclose(clf.loo_predict_proba(), loo)
+
+
 def test_parameters_are_checked_at_every_query(cancer):
     # values already checked are not checked again (the same objects); a new value,
     # set through set_params or as an attribute, is, at the next query
