@@ -257,7 +257,9 @@ class LiSSA(_SolverConfig):
         Number of steps. ``None``: from the spectrum estimates --
         ``log(1 / tol) * scale / lambda_min`` for the plain recursion,
         ``sqrt(scale / lambda_min) * log(2 / tol)`` with Chebyshev -- capped at
-        ``max_depth``; the stopping rule usually ends the recursion earlier.
+        ``max_depth``; the stopping rule usually ends the recursion earlier. An
+        explicit depth with full batches that those estimates call too short for
+        ``tol`` warns (ConvergenceWarning).
     tol : float, default=1e-2
         Target relative error of ``H^{-1} b``: for the stopping rule and the
         automatic depth.
@@ -830,12 +832,13 @@ class LissaSolver:
             if kind is None:
                 bound = min(bound, _batch_curvature_bound(op, self.batch_size))
             self.scale = 1.05 * bound
-        if config.depth is not None:
-            self.depth = int(config.depth)
-        else:
+        if self.lam_min is not None:  # the steps tol takes, from the spectrum estimates
             ratio = self.scale / min(self.lam_min, self.scale)
             self.need = (math.sqrt(ratio) * math.log(2.0 / config.tol) if self.acceleration
                          else math.log(1.0 / config.tol) * ratio)
+        if config.depth is not None:
+            self.depth = int(config.depth)
+        else:
             self.depth = int(min(math.ceil(self.need), config.max_depth))
             if self.need > 10 * config.max_depth:  # said before the steps are spent
                 warnings.warn(
@@ -878,6 +881,20 @@ class LissaSolver:
             total += X
             if squares is not None and not full:
                 squares += X * X
+        if full and cfg.depth is not None and self.need > self.depth and (
+                unfinished or self.acceleration):
+            # an explicit depth too short for tol (mini-batches never settle: their
+            # noise is what repeats measure)
+            warnings.warn(
+                f"LiSSA(depth={cfg.depth}) stopped short of tol={cfg.tol:g}: the spectrum "
+                f"estimates ask for about {self.need:.0f} steps"
+                + (f", and {unfinished} right-hand side(s) had not settled" if unfinished
+                   else " (Chebyshev's error bound)")
+                + ". Raise depth, leave depth=None (from the spectrum), or use "
+                "influence_solver='cg' (exact, fewer products).",
+                ConvergenceWarning,
+                stacklevel=user_stacklevel(),
+            )
         if unfinished and cfg.depth is None and self.need > self.depth:  # once, not per run
             warnings.warn(
                 f"LiSSA stopped after {self.depth} steps (max_depth={cfg.max_depth}) "
