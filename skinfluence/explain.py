@@ -354,11 +354,13 @@ class Explanation(BaseEstimator):
                                   ("damping", self.damping)) if v is not None}
 
     def _check_settings(self):
+        """Refuse influence settings that no estimator would take."""
         validate_parameter_constraints(
             {k: [*v, None] for k, v in INFLUENCE_SETTINGS.items()},
             {"influence_solver": self.influence_solver, "damping": self.damping},
             caller_name="Explanation")
-        if self.damping is not None and not np.isfinite(self.damping):
+        if self.damping is not None and (isinstance(self.damping, bool)
+                                         or not np.isfinite(self.damping)):
             raise ValueError(f"damping must be a finite number >= 0; got {self.damping!r}.")
 
     def _apply_settings(self):

@@ -365,7 +365,8 @@ def test_explanation_settings_changed_after_fit_take_effect_or_are_refused(cance
         np.testing.assert_allclose(ex.self_influence(), plain, rtol=1e-6)
         ex.set_params(influence_solver=None)
         np.testing.assert_array_equal(ex.self_influence(), plain)
-        for bad in ({"damping": -1.0}, {"damping": np.inf}, {"influence_solver": "bogus"}):
+        for bad in ({"damping": -1.0}, {"damping": np.inf}, {"damping": True},
+                    {"influence_solver": "bogus"}):
             ex.set_params(**bad)
             with pytest.raises(ValueError, match=f"{list(bad)[0]}"):
                 ex.self_influence()
