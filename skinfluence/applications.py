@@ -417,7 +417,7 @@ def label_audit(
         scores = {
             "self_influence": model.self_influence,  # most negative first
             "cv_self_confidence": lambda: model.approx_cross_val_predict(
-                "predict_proba", newton_steps=2)[
+                "predict_proba", newton_steps="auto")[
                 np.arange(n), np.searchsorted(model.classes_, noisy)],
             "train_loss": lambda: -model.loss_values(X, noisy),
         }

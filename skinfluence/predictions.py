@@ -36,6 +36,8 @@ from . import _newton
 from .curvature import (
     augment,
     hessian,
+    objective_gradient,
+    output_derivatives,
     row_chunks,
 )
 from .features import IdentityFeatures
@@ -227,6 +229,16 @@ def loo_outputs(est):
     return out
 
 
+#: ``newton_steps="auto"`` steps until the fold objective's gradient is below this
+#: (max abs, on the scale of ``R``), at most ``CV_MAX_NEWTON_STEPS`` steps.
+CV_NEWTON_TOL = 1e-10
+CV_MAX_NEWTON_STEPS = 50
+
+#: A fixed number of Newton steps warns when the next step would still move some
+#: fold's outputs (decision values) by more than this.
+CV_STEP_WARN = 1e-2
+
+
 def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     """Outputs of every training row from the model fitted without its fold.
 
@@ -239,11 +251,16 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         scikit-learn's.
     groups : array-like of shape (n_train,), default=None
         Group labels for a group splitter, as in ``cross_val_predict``.
-    newton_steps : int, default=1
+    newton_steps : int or "auto", default=1
         Newton steps per fold from the full fit. The first uses the full
         Hessian with the fold's curvature removed (no pass over the data);
         each further step re-evaluates the loss on the fold's complement, so
-        enough steps reproduce the refits to the Newton tolerance.
+        enough steps reproduce the refits to the Newton tolerance. ``"auto"``
+        steps until the fold objective's gradient is below ``CV_NEWTON_TOL``
+        (at most ``CV_MAX_NEWTON_STEPS``): the refits' predictions. After a
+        fixed number of steps the next step is estimated (one gradient pass and
+        a solve with the fold's factor) and, when it would still move a fold's
+        outputs by more than ``CV_STEP_WARN``, a UserWarning says by how much.
 
     Returns
     -------
@@ -252,11 +269,13 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     from sklearn.base import is_classifier
     from sklearn.model_selection import check_cv
 
-    if isinstance(newton_steps, bool) or not isinstance(newton_steps, (int, np.integer)) \
-            or newton_steps < 1:
-        raise ValueError(f"newton_steps must be a positive integer; got {newton_steps!r}.")
+    auto = isinstance(newton_steps, str) and newton_steps == "auto"
+    if not auto and (isinstance(newton_steps, bool)
+                     or not isinstance(newton_steps, (int, np.integer)) or newton_steps < 1):
+        raise ValueError(f"newton_steps must be a positive integer or 'auto'; got "
+                         f"{newton_steps!r}.")
     surrogate = not est._expects_stationary()  # e.g. a smooth hinge's influence_t
-    if surrogate and newton_steps > 1:
+    if surrogate and (auto or newton_steps > 1):
         raise ValueError(
             "Further Newton steps converge to the fold refits of the influence objective "
             f"(influence_t={getattr(est, 'influence_t', None)!r}), not of the fitted model; "
@@ -277,6 +296,7 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     flat = np.zeros((P, P)) if op.N is None else op.null_scale * (op.N @ op.N.T)
     scale = np.diag(H_full) + np.diag(flat)
     undefined = []  # rows of folds whose refit is not unique where they are predicted
+    left = 0.0  # the largest change of a fold's outputs the next step would still make
     zeros = np.zeros(P)
     out = np.empty((n, K))
     if groups is not None:
@@ -314,9 +334,10 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         # objective's gradient there (influence_t) is not an optimisation error
         g_fit = zeros if surrogate else state.grad
         H_rest = H_full - H_fold + flat
-        null = None
+        null = solver = None
         try:  # judged against the full Hessian's curvature, parameter by parameter
-            step = DirectSolver(H_rest, scale=scale).solve(g_fit - g_fold)
+            solver = DirectSolver(H_rest, scale=scale)
+            step = solver.solve(g_fit - g_fold)
         except SingularHessianError:
             # without the fold some direction has no curvature left (e.g. a feature
             # seen only in the fold, with no penalty): the refits differ along it, so
@@ -325,14 +346,27 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
             # its complement
             step, null = _step_off_null(H_rest, scale, g_fit - g_fold)
         Theta = state.Theta - step.reshape(K, D)
-        if newton_steps > 1:
-            s = state.s.copy()
-            s[fold] = 0.0  # the objective without the fold: its rows weigh nothing
+        s = state.s.copy()
+        s[fold] = 0.0  # the objective without the fold: its rows weigh nothing
+        if auto or newton_steps > 1:
             # damped steps (a backtracking line search): undamped ones diverged on
             # smooth hinges, whose curvature changes fast
             Theta, _ = fit_newton(model.loss, state.Phi, est._fit_Y, s, state.intercept,
-                                  pen, Theta, tol=0.0, max_iter=newton_steps - 1, warn=False,
-                                  flat=flat)
+                                  pen, Theta, tol=CV_NEWTON_TOL if auto else 0.0,
+                                  max_iter=CV_MAX_NEWTON_STEPS if auto else newton_steps - 1,
+                                  warn=auto, flat=flat)
+        if not auto and not surrogate and solver is not None:
+            # how far the next step would still move the fold's outputs: about the
+            # error left (Newton's error shrinks quadratically)
+            F = outputs_at(state.Phi, Theta, state.intercept)
+            G = output_derivatives(model.loss, est._fit_Y, F, order=1)
+            nxt = solver.solve(objective_gradient(state.Phi, G, s, n, state.intercept, pen,
+                                                  Theta).ravel()).reshape(K, D)
+            for part in row_chunks(len(fold), D):
+                moved = outputs_at(state.Phi[fold[part]], nxt, state.intercept)
+                if op.N is not None:  # softmax: a shift common to a row's outputs is none
+                    moved -= moved.mean(axis=1, keepdims=True)
+                left = max(left, float(np.abs(moved).max(initial=0.0)))
         for part in row_chunks(len(fold), D):
             rows = fold[part]
             out[rows] = outputs_at(state.Phi[rows], Theta, state.intercept)
@@ -340,6 +374,16 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
                 moved = _moved_by(augment(state.Phi[rows], state.intercept), null, K)
                 out[rows[moved]] = np.nan
                 undefined.append(rows[moved])
+    if left > CV_STEP_WARN:
+        warnings.warn(
+            f"{newton_steps} Newton step{'s' if newton_steps > 1 else ''} per fold "
+            f"leave{'' if newton_steps > 1 else 's'} the predictions short of the refits': "
+            "the next step would still move a "
+            f"fold's outputs by up to {left:.2g} (decision values). Use newton_steps='auto' "
+            "(steps until the refits), or sklearn's cross_val_predict.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     if undefined and sum(r.size for r in undefined):
         rows = np.sort(np.concatenate(undefined))
         warnings.warn(

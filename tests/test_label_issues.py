@@ -66,7 +66,7 @@ def test_group_folds_take_groups(cancer):
     groups = np.arange(len(y)) % 9
     table = find_label_issues(model, cv=GroupKFold(3), groups=groups)
     probs = model.approx_cross_val_predict("predict_proba", cv=GroupKFold(3), groups=groups,
-                                           newton_steps=2)
+                                           newton_steps="auto")
     own = probs[np.arange(len(y)), np.searchsorted(model.classes_, y)]
     np.testing.assert_allclose(table["self_confidence"], own[table["position"]])
     default = find_label_issues(model)  # stratified folds: other probabilities

@@ -4,6 +4,9 @@ Independent references: statsmodels' GLM influence (one-step d_params), exact
 refits, closed-form least squares, and scikit-learn's cross_val_predict.
 """
 
+import re
+import warnings
+
 import numpy as np
 from scipy.special import softmax
 import pytest
@@ -162,10 +165,37 @@ def test_approximate_cross_val_predict(diabetes, wine):
     Xw, yw, _, _ = wine
     clf = InfluenceLogisticRegression(**NEWTON).fit(Xw, yw)
     exact = cross_val_predict(clone(clf), Xw, yw, method="predict_proba")
-    one = clf.approx_cross_val_predict("predict_proba")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        one = clf.approx_cross_val_predict("predict_proba")
     assert np.abs(one - exact).mean() < 0.01
     np.testing.assert_allclose(clf.approx_cross_val_predict("predict_proba", newton_steps=8),
                                exact, atol=1e-8)
+    # "auto" steps until the refits; a fixed count that stops far from them says so,
+    # by about how much (the next step's move), and one that does not stays silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(
+            clf.approx_cross_val_predict("predict_proba", newton_steps="auto"), exact,
+            atol=1e-8)
+    far = [str(w.message) for w in caught if "short of the refits" in str(w.message)]
+    assert len(far) == 1 and np.abs(one - exact).max() > 0.05  # the one step is far off
+    # the figure it quotes is the size of the error left, in decision values
+    said = float(re.search(r"by up to ([\d.e+-]+)", far[0]).group(1))
+    decision = cross_val_predict(clone(clf), Xw, yw, method="decision_function")
+    left = clf.approx_cross_val_predict("decision_function") - decision
+    left -= left.mean(axis=1, keepdims=True)  # softmax outputs: up to a shift per row
+    assert 0.2 < said / np.abs(left).max() < 5  # 2.0 here: a chord step, H at the fit
+    Xc, yc = Xw[:, :4], yw
+    weak = InfluenceLogisticRegression(C=100.0, **NEWTON).fit(Xc, yc)
+    refits = cross_val_predict(clone(weak), Xc, yc, method="decision_function")
+    with pytest.warns(UserWarning, match=r"1 Newton step per fold leaves .* by up to "):
+        short = weak.approx_cross_val_predict("decision_function")
+    assert np.abs(short - refits).max() > 1e-2
+    np.testing.assert_allclose(weak.approx_cross_val_predict(
+        "decision_function", newton_steps="auto"), refits, rtol=1e-7, atol=1e-7)
+    with pytest.raises(ValueError, match="positive integer or 'auto'"):
+        weak.approx_cross_val_predict(newton_steps="many")
     with pytest.raises(ValueError, match="newton_steps"):
         clf.approx_cross_val_predict(newton_steps=0)
     # predict_log_proba, as cross_val_predict takes it: the log, without rounding to 0
