@@ -67,7 +67,10 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--newton-steps", type=int, default=2)
+    parser.add_argument("--newton-steps", default="auto",
+                        type=lambda v: v if v == "auto" else int(v),
+                        help="Newton steps per fold: a number, or 'auto' (the default: "
+                             "until each fold's refit)")
     args = parser.parse_args()
     fractions = (0.05, 0.1, 0.2)
     print(f"fraction of the flipped labels found when 5% / 10% / 20% of the rows are checked "
