@@ -258,8 +258,9 @@ class LiSSA(_SolverConfig):
         ``log(1 / tol) * scale / lambda_min`` for the plain recursion,
         ``sqrt(scale / lambda_min) * log(2 / tol)`` with Chebyshev -- capped at
         ``max_depth``; the stopping rule usually ends the recursion earlier. An
-        explicit depth with full batches that those estimates call too short for
-        ``tol`` warns (ConvergenceWarning).
+        explicit depth that those estimates call too short for ``tol`` warns
+        (ConvergenceWarning), with mini-batches too; given ``scale`` as well, there
+        is no estimate (the paper's setting, used as given).
     tol : float, default=1e-2
         Target relative error of ``H^{-1} b``: for the stopping rule and the
         automatic depth.
@@ -881,15 +882,16 @@ class LissaSolver:
             total += X
             if squares is not None and not full:
                 squares += X * X
-        if full and cfg.depth is not None and self.need > self.depth and (
-                unfinished or self.acceleration):
-            # an explicit depth too short for tol (mini-batches never settle: their
-            # noise is what repeats measure)
+        if cfg.depth is not None and self.need is not None and self.need > self.depth \
+                and (unfinished or self.acceleration or not full):
+            # an explicit depth too short for tol: the series is cut before it reaches
+            # H^-1 (with mini-batches too -- a bias no number of repeats averages away)
             warnings.warn(
                 f"LiSSA(depth={cfg.depth}) stopped short of tol={cfg.tol:g}: the spectrum "
                 f"estimates ask for about {self.need:.0f} steps"
-                + (f", and {unfinished} right-hand side(s) had not settled" if unfinished
-                   else " (Chebyshev's error bound)")
+                + (f", and {unfinished} right-hand side(s) had not settled" if full and
+                   unfinished else " (Chebyshev's error bound)" if full else
+                   " (the series is cut there whatever the mini-batches' noise)")
                 + ". Raise depth, leave depth=None (from the spectrum), or use "
                 "influence_solver='cg' (exact, fewer products).",
                 ConvergenceWarning,

@@ -232,20 +232,24 @@ def test_lissa_warns_when_its_depth_cap_stops_it(cancer):
 
 
 def test_lissa_warns_when_an_explicit_depth_is_too_short(cancer):
-    """LiSSA(depth=3) stopped short silently; with full batches the spectrum estimates
-    and the recursion's own change say so (the errors are real: checked against the
-    direct solver), and an explicit depth long enough stays silent. Mini-batches
-    (the paper's recursion) never settle and are left to repeats."""
+    """LiSSA(depth=3) stopped short silently; the spectrum estimates (and, with full
+    batches, the recursion's own change) say so -- the errors are real: checked
+    against the direct solver -- and an explicit depth long enough stays silent. With
+    mini-batches the cut series is a bias that repeats do not average away (depth=5:
+    65% off, and only the noise was reported); given scale as well (the paper's
+    setting) there is no estimate, and none is said."""
     X, y, Xt, yt = cancer
     clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
     exact = clf.influence_on_loss(Xt[:3], yt[:3])
-    for config in (LiSSA(depth=3), LiSSA(depth=3, acceleration=None)):
+    for config in (LiSSA(depth=3), LiSSA(depth=3, acceleration=None),
+                   LiSSA(depth=5, batch_size=32, repeats=4, random_state=0)):
         clf.set_params(influence_solver=config)
-        with pytest.warns(ConvergenceWarning, match=r"LiSSA\(depth=3\) stopped short of "
+        with pytest.warns(ConvergenceWarning, match=r"LiSSA\(depth=\d\) stopped short of "
                           r"tol=0.01: the spectrum estimates ask for about \d+ steps"):
             short = clf.influence_on_loss(Xt[:3], yt[:3])
         assert np.abs(short - exact).max() > 0.01 * np.abs(exact).max()
-    for config in (LiSSA(depth=5000), LiSSA(depth=3, batch_size=50, random_state=0)):
+    for config in (LiSSA(depth=5000),
+                   LiSSA(depth=3, batch_size=50, scale=50.0, random_state=0)):
         clf.set_params(influence_solver=config)
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
