@@ -138,6 +138,21 @@ class DaskState(ParameterLayout):
     def hessian(self):
         return self.H
 
+    def removal_step_norm(self, rows=32):
+        """The root mean square of ``(s_i / n) ||H^-1 grad l_i||`` over the first rows
+        of the first block: the scale a fit's Newton step is judged against."""
+        import dask
+
+        xb, yb, wb = dask.compute(*self.blocks[0])
+        Xb = np.asarray(xb, dtype=np.float64)[:rows]
+        Y, s = self.targets(np.asarray(yb)[:rows], None if wb is None else wb[:rows])
+        d = self.d
+        F = Xb @ self.Theta[:, :d].T + (self.Theta[:, d] if self.intercept else 0.0)
+        G = output_derivatives(self.model.loss, Y, F, order=1)
+        S = self.solver.solve(sample_gradients(Xb, G, self.intercept).T)
+        steps = np.linalg.norm(S, axis=0) * s / self.n
+        return float(np.sqrt(np.mean(steps**2))) if steps.size else np.nan
+
     def _per_block(self, fn, out_shape, dtype=float):
         """A dask array concatenated from ``fn(X_b, G_b, s_b)`` for every block."""
         import dask

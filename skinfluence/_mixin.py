@@ -229,10 +229,10 @@ class StationarityReport:
         ``||H^{-1} grad R(theta_hat)||``: the estimated distance from
         ``theta_hat`` to the exact optimum.
     removal_step_norm : float
-        The root mean square over (up to 32; 16 with an iterative solver)
-        sampled training points of ``(s_i/n)
-        ||H^{-1} grad l_i||``: how far removing one training point typically
-        moves the parameters.
+        The root mean square over (up to 32; 16 with an iterative solver; the
+        first 32 rows of the first block on a dask array) sampled training
+        points of ``(s_i/n) ||H^{-1} grad l_i||``: how far removing one training
+        point typically moves the parameters.
     ratio : float
         ``newton_step_norm / removal_step_norm``: the optimisation error against
         the parameter change influence predicts for one removal. At most 0.1,
@@ -898,8 +898,9 @@ class InfluenceMixin:
         key = self._influence_key(params)
         cache = self.__dict__.setdefault("_influence_cache", {})
         coefficients = self._coefficients()
-        if key in cache and not all(np.array_equal(a, b) for a, b in
-                                    zip(cache[key].coefficients, coefficients)):
+        edited = key in cache and not all(np.array_equal(a, b) for a, b in
+                                          zip(cache[key].coefficients, coefficients))
+        if edited:
             del cache[key]  # coef_ / intercept_ set by hand since: describe those
         if key not in cache:
             cache.clear()
@@ -917,7 +918,9 @@ class InfluenceMixin:
                     f"influence: their distance to the optimum (Newton step "
                     f"{rep.newton_step_norm:.2e}) is {rep.ratio:.2g} times the "
                     f"typical parameter change from removing one training point "
-                    f"({rep.removal_step_norm:.2e}){error}. {self._stationarity_advice()}",
+                    f"({rep.removal_step_norm:.2e}){error}. "
+                    + ("coef_ or intercept_ changed since the last question: refit, or "
+                       "set them back." if edited else self._stationarity_advice()),
                     StationarityWarning,
                     stacklevel=user_stacklevel(),
                 )
@@ -1411,8 +1414,12 @@ class InfluenceMixin:
                           lambda pen: null_directions(model, pen, K, d + int(intercept)))
         state.identity = IdentityFeatures()
         g = np.linalg.norm(state.grad)
-        step = np.linalg.norm(state.solver.solve(state.grad))
-        state.stationarity = StationarityReport(g, float(step), np.nan, np.nan)
+        step = float(np.linalg.norm(state.solver.solve(state.grad)))
+        # judged as in memory, against removal steps (of the first block's rows: one
+        # block read) -- coefficients set by hand have no optimiser's word to trust
+        removal = state.removal_step_norm()
+        ratio = step / removal if removal > 0 else np.nan
+        state.stationarity = StationarityReport(float(g), step, removal, ratio)
         return state
 
     def loss_values(self, X, y):

@@ -1,5 +1,7 @@
 """Fit and explain on dask arrays, on a real dask.distributed cluster of worker processes."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,25 @@ def test_blockwise_fit_at_the_float_floor_terminates(client, cancer, tol):
     np.testing.assert_allclose(dm.coef_, mem.coef_, rtol=1e-8, atol=1e-10)
     stalls = [w for w in caught if "no longer decreases" in str(w.message)]
     assert not stalls or "max|grad| =" in str(stalls[0].message)
+
+
+def test_coefficients_set_by_hand_on_dask_are_judged(cancer):
+    """On a dask array the stationarity report had no removal scale (ratio NaN), so
+    coefficients edited by hand gave other numbers with no warning; the first rows of
+    the first block give the scale, as the sampled rows do in memory."""
+    from skinfluence import StationarityWarning
+
+    X, y, _, _ = cancer
+    est = InfluenceLogisticRegression(tol=1e-10).fit(da.from_array(X, chunks=(100, X.shape[1])),
+                                                     da.from_array(y, chunks=100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StationarityWarning)
+        est.self_influence().compute()
+    rep = est.stationarity()
+    assert rep.ratio < 0.1 and rep.removal_step_norm > 0
+    in_memory = InfluenceLogisticRegression(tol=1e-10).fit(X, y).stationarity()
+    # the same scale as the in-memory sample's, within the spread of rows
+    assert 0.2 < rep.removal_step_norm / in_memory.removal_step_norm < 5
+    est.coef_ *= 1.3
+    with pytest.warns(StationarityWarning, match="coef_ or intercept_ changed"):
+        est.self_influence().compute()
