@@ -281,6 +281,7 @@ class Explanation(BaseEstimator):
         return self
 
     def _set_parts(self, preprocessor, model, final, X_train, train_index):
+        self._explained = getattr(self, "estimator", None)
         self.preprocessor_ = preprocessor
         self._model = model
         self._fitted_as = _fit_signature(final, preprocessor, getattr(self, "estimator", None))
@@ -318,6 +319,8 @@ class Explanation(BaseEstimator):
             # apart): keep whether the explanation was current, and take a new
             # record of the loaded objects
             state["_fitted_as"] = _unchanged(self._fitted_as, self.final_estimator_)
+        if "_explained" in state:  # the same: whether the estimator is still the one
+            state["_explained"] = self._explained is self.estimator
         return state
 
     def __setstate__(self, state):
@@ -327,6 +330,8 @@ class Explanation(BaseEstimator):
             self._fitted_as = (_fit_signature(self.final_estimator_, self.preprocessor_,
                                               getattr(self, "estimator", None))
                                if current else _STALE)
+        if isinstance(self.__dict__.get("_explained"), bool):
+            self._explained = self.estimator if self._explained else _STALE
 
     @property
     def model_(self):
@@ -334,7 +339,13 @@ class Explanation(BaseEstimator):
         if "_model" not in self.__dict__:
             if "model_" in self.__dict__:  # pickled by an older version: no record to check
                 return self.__dict__["model_"]
-            raise AttributeError("'Explanation' object has no attribute 'model_'")
+            check_is_fitted(self)  # NotFittedError, as every other method gives
+        if "_explained" in self.__dict__ and self.estimator is not self._explained:
+            raise ValueError(
+                "This explanation's estimator was replaced (set_params(estimator=...)) "
+                "after it was made: its answers describe the old one. Call fit again, or "
+                "skinfluence.explain(...) on the new estimator."
+            )
         if not _unchanged(self._fitted_as, self.final_estimator_):
             raise ValueError(
                 f"The {type(self.final_estimator_).__name__} explained here (or its "

@@ -373,3 +373,30 @@ def test_explanation_settings_changed_after_fit_take_effect_or_are_refused(cance
             ex.set_params(damping=None, influence_solver=None)
         with pytest.raises(InvalidParameterError, match="Explanation"):
             skinfluence.explain(est, *rows, damping=-1.0)
+
+
+def test_an_explanation_with_a_replaced_or_no_estimator_says_so(cancer):
+    """set_params(estimator=other) after fit went on answering for the old estimator;
+    an unfitted explanation (a clone) raised a bare AttributeError from some methods."""
+    import pickle
+
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    X, y, Xt, yt = cancer
+    a = InfluenceLogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X, y)
+    b = InfluenceLogisticRegression(C=0.1, solver="newton-cholesky", tol=1e-12).fit(X, y)
+    ex = explain(a)
+    restored = pickle.loads(pickle.dumps(ex))  # still current after a round trip
+    np.testing.assert_array_equal(restored.self_influence(), ex.self_influence())
+    ex.set_params(estimator=b)
+    for stale in (ex, pickle.loads(pickle.dumps(ex))):
+        with pytest.raises(ValueError, match=r"estimator was replaced"):
+            stale.self_influence()
+    np.testing.assert_array_equal(ex.fit().self_influence(), explain(b).self_influence())
+    unfitted = clone(ex)
+    for call in (lambda: unfitted.influence_on_loss(Xt[:2], yt[:2]),
+                 lambda: unfitted.predict(Xt[:2]), unfitted.self_influence,
+                 lambda: unfitted.influence_on_prediction(Xt[:2])):
+        with pytest.raises(NotFittedError):
+            call()
