@@ -265,14 +265,31 @@ def _check_ragged(text, path):
                 continue  # blank line, skipped by pandas too
             if header is None:
                 header, header_line = len(fields), rows.line_num
+                _check_header_names(fields, path)
+                separator = next((c for c in ";\t|" if c in "".join(fields)), None)
                 continue
             if len(fields) != header:
+                hint = ("a stray comma or an unquoted text field?" if separator is None
+                        else f"the file looks separated by {separator!r}, not commas "
+                        "(decimal commas too?): save it as a comma-separated CSV")
                 raise AuditError(
                     f"{path}: line {rows.line_num} has {len(fields)} fields but the header "
-                    f"(line {header_line}) has {header}; a stray comma or an unquoted text field?"
+                    f"(line {header_line}) has {header}; {hint}"
                 )
     except csv.Error:
         return  # leave the verdict to pandas' parser
+
+
+def _check_header_names(names, path):
+    """Refuse a header that names one column twice: pandas would call the second
+    ``name.1`` and it would be a feature (a second target column leaks the target)."""
+    seen = {}
+    for position, name in enumerate(names, start=1):
+        if name.strip() and name in seen:
+            raise AuditError(
+                f"{path}: the header names {name!r} twice (columns {seen[name]} and "
+                f"{position}); rename or remove one")
+        seen.setdefault(name, position)
 
 
 def _parse(text, path):

@@ -75,14 +75,28 @@ class OncePerCall:
     def issue(self):
         kinds = {}
         for w in self.held:
-            key = (w.category, re.sub(r"[-+.\de]+", "#", str(w.message)))
-            kinds.setdefault(key, []).append(w)
+            # a message an inner holder already counted: its own, and how many more
+            message, more = _counted(str(w.message))
+            key = (w.category, re.sub(r"[-+.\de]+", "#", message))
+            kinds.setdefault(key, []).append((message, more))
         self.held = []
         for (category, _), same in kinds.items():
-            message = str(same[0].message)
-            if len(same) > 1:
-                message += f" (and {len(same) - 1} more like it in this call)"
+            message = same[0][0]
+            more = len(same) - 1 + sum(k for _, k in same)
+            if more:
+                message += f"{_MORE[0]}{more}{_MORE[1]}"
             warnings.warn(message, category, stacklevel=user_stacklevel())
+
+
+_MORE = (" (and ", " more like it in this call)")
+
+
+def _counted(message):
+    """``(message, n)``: a held message without the count of ``n`` others like it."""
+    found = re.search(r" \(and (\d+) more like it in this call\)$", message)
+    if found is None:
+        return message, 0
+    return message[:found.start()], int(found.group(1))
 
 
 @contextlib.contextmanager

@@ -285,7 +285,9 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     if state.P > AUTO_DIRECT_MAX_PARAMS:
         raise ValueError(
             f"Approximate cross-validation factors one {state.P} x {state.P} Hessian per "
-            f"fold; above {AUTO_DIRECT_MAX_PARAMS} parameters use "
+            f"fold; above {AUTO_DIRECT_MAX_PARAMS} parameters use leave-one-out "
+            "predictions from the one factorisation (loo_predict_proba(); "
+            "find_label_issues(..., method='loo')) or "
             "sklearn.model_selection.cross_val_predict."
         )
     y = est._fit_y

@@ -296,6 +296,13 @@ def test_tools_that_refit_warn_once_per_kind_of_warning(cancer):
     assert len(short) == 1, [str(w.message) for w in caught]
     assert re.search(r"and \d+ more like it in this call", str(short[0].message))
     assert short[0].filename == __file__
+    # retrain_without's solves nest a solver's batches in the tool's call: one warning,
+    # counted once (it gave two, one ending "(and 1 more...) (and 1 more...)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        retrain_without(clf, Xt[:1], yt[:1], top=3)
+    short = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(short) == 1 and len(re.findall(r"more like it", short[0])) == 1, short
 
 
 

@@ -369,6 +369,12 @@ BAD = [
         "\n", ",1\n").replace("x,y,z,1", "x,y,z")), ["--target", "y", "--weight", "z",
                                                       "--model", "poisson"],
      ["--weight", "'z'", "first: an empty cell in row 3"]),
+    ("duplicate-header", "a,y,b,y\n" + "".join(f"{i},{i % 2},{i % 3},{i % 2}\n"
+                                                for i in range(30)),
+     ["--target", "y"], ["names 'y' twice (columns 2 and 4)", "rename or remove one"]),
+    ("semicolons-decimal-commas", "x;y\n" + "".join(f"{i},5;{i % 2}\n" for i in range(30)),
+     ["--target", "y"], ["line 2 has 2 fields but the header (line 1) has 1",
+                         "separated by ';', not commas (decimal commas too?)"]),
     ("weight-unknown", COUNTS, ["--target", "y", "--weight", "exposure"], ["--weight", "not in"]),
     ("all-zero-counts", "x,y\n" + "".join(f"{i % 7},0\n" for i in range(30)),
      ["--target", "y", "--model", "poisson"], ["zero on every row"]),
