@@ -1778,7 +1778,7 @@ default="auto"
             Newton steps per fold. One is fastest; ``"auto"`` steps until each
             fold's refit is reached (the refits' predictions, to 1e-10 in the
             gradient). A fixed count warns when the next step would still move the
-            outputs by more than 1e-2 (breast_cancer at C=1: one step is 0.15 off
+            outputs by more than 0.05 (breast_cancer at C=1: one step is 0.15 off
             the refits' probabilities, four 7e-9).
         as_frame : bool, default=False
             Label the result by the training rows (a Series, or a DataFrame with

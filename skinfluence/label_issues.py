@@ -71,7 +71,7 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
         2.9e-11) and the ranking the one five refits give. A fixed count is
         cheaper and can be far off for weakly penalised models (C=100: 0.79
         after two steps, 5.7e-2 after four); it warns when the next step would
-        still move the outputs by more than 1e-2.
+        still move the outputs by more than 0.05.
 
     Returns
     -------

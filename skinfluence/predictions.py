@@ -235,8 +235,9 @@ CV_NEWTON_TOL = 1e-10
 CV_MAX_NEWTON_STEPS = 50
 
 #: A fixed number of Newton steps warns when the next step would still move some
-#: fold's outputs (decision values) by more than this.
-CV_STEP_WARN = 1e-2
+#: fold's outputs (decision values) by more than this (a logit: at most 1.25% in a
+#: probability; a log-mean: 5% of a mean).
+CV_STEP_WARN = 0.05
 
 
 def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
