@@ -30,7 +30,7 @@ from autograd import elementwise_grad, grad
 
 from ._optimize import _outputs as outputs_at
 from ._optimize import fit_newton
-from ._utils import user_stacklevel
+from ._utils import user_stacklevel, warns_once_per_call
 from .exceptions import SingularHessianError
 from . import _newton
 from .curvature import (
@@ -239,6 +239,7 @@ CV_MAX_NEWTON_STEPS = 50
 CV_STEP_WARN = 0.05
 
 
+@warns_once_per_call  # "auto" steps that stop short warn once, not once per fold
 def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     """Outputs of every training row from the model fitted without its fold.
 
@@ -257,10 +258,11 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         each further step re-evaluates the loss on the fold's complement, so
         enough steps reproduce the refits to the Newton tolerance. ``"auto"``
         steps until the fold objective's gradient is below ``CV_NEWTON_TOL``
-        (at most ``CV_MAX_NEWTON_STEPS``): the refits' predictions. After a
-        fixed number of steps the next step is estimated (one gradient pass and
-        a solve with the fold's factor) and, when it would still move a fold's
-        outputs by more than ``CV_STEP_WARN``, a UserWarning says by how much.
+        (at most ``CV_MAX_NEWTON_STEPS``, else a ConvergenceWarning): the refits'
+        predictions. After a fixed number of steps the next step is estimated
+        for every fold at once (two passes over the rows, a solve with one
+        fold's factor) and, when it would still move a fold's outputs by more
+        than ``CV_STEP_WARN``, a UserWarning says by how much.
 
     Returns
     -------

@@ -196,6 +196,7 @@ def test_approximate_cross_val_predict(diabetes, wine):
         "decision_function", newton_steps="auto"), refits, rtol=1e-7, atol=1e-7)
     with pytest.raises(ValueError, match="positive integer or 'auto'"):
         weak.approx_cross_val_predict(newton_steps="many")
+
     with pytest.raises(ValueError, match="newton_steps"):
         clf.approx_cross_val_predict(newton_steps=0)
     # predict_log_proba, as cross_val_predict takes it: the log, without rounding to 0
@@ -234,6 +235,20 @@ def test_approximate_cross_val_predict(diabetes, wine):
             reg.approx_cross_val_predict(cv=cv, **kw)
         with pytest.raises(ValueError, match="partitions"):
             cross_val_predict(Ridge(alpha=0.3), X, y, cv=cv, **kw)
+
+
+def test_auto_newton_steps_that_run_out_warn_once(wine, monkeypatch):
+    import skinfluence.predictions as predictions
+    from sklearn.exceptions import ConvergenceWarning
+
+    Xw, yw, _, _ = wine
+    weak = InfluenceLogisticRegression(C=100.0, **NEWTON).fit(Xw[:, :4], yw)
+    monkeypatch.setattr(predictions, "CV_MAX_NEWTON_STEPS", 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        weak.approx_cross_val_predict(newton_steps="auto")
+    short = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(short) == 1 and short[0].filename == __file__, [str(w.message) for w in caught]
 
 
 @pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # sklearn's refits
