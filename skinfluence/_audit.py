@@ -150,8 +150,11 @@ def _require(name, columns, what, path):
         msg += f" (did you mean {close[0]!r}?)"
     shown = ", ".join(names[:25]) + (f", ... ({len(names) - 25} more)" if len(names) > 25 else "")
     msg += f"; columns are: {shown}"
-    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
-        msg += " (a single column: the file may not be separated by commas)"
+    separator = next((sep for sep in ";\t|" if sep in names[0]), None) if len(names) == 1 \
+        else None
+    if separator is not None:
+        msg += (f" (a single column: the file looks separated by {separator!r}, not "
+                "commas; save it as a comma-separated CSV)")
     raise AuditError(msg)
 
 
@@ -285,11 +288,13 @@ def _check_header_names(names, path):
     ``name.1`` and it would be a feature (a second target column leaks the target)."""
     seen = {}
     for position, name in enumerate(names, start=1):
-        if name.strip() and name in seen:
+        key = name.strip()  # 'label' and 'label ' are one column to a reader
+        if key and key in seen:
             raise AuditError(
-                f"{path}: the header names {name!r} twice (columns {seen[name]} and "
-                f"{position}); rename or remove one")
-        seen.setdefault(name, position)
+                f"{path}: the header names {key!r} twice (columns {seen[key]} and "
+                f"{position}{'' if name == names[seen[key] - 1] else ', with spaces'}); "
+                "rename or remove one")
+        seen.setdefault(key, position)
 
 
 def _parse(text, path):

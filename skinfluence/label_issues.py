@@ -68,7 +68,7 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
     cv, groups, newton_steps : see :meth:`InfluenceMixin.approx_cross_val_predict`
         ``"auto"`` (the default) steps until each fold's objective is at its
         optimum, so the probabilities are the refits' (breast_cancer at C=1:
-        2.9e-11) and the ranking the one five refits give. A fixed count is
+        1.3e-13) and the ranking the one five refits give. A fixed count is
         cheaper and can be far off for weakly penalised models (C=100: 0.79
         after two steps, 5.7e-2 after four); it warns when the next step would
         still move the outputs by more than 0.05.

@@ -27,6 +27,7 @@ import warnings
 import autograd.numpy as anp
 import numpy as np
 from autograd import elementwise_grad, grad
+from sklearn.exceptions import ConvergenceWarning
 
 from ._optimize import _outputs as outputs_at
 from ._optimize import fit_newton
@@ -228,9 +229,8 @@ def loo_outputs(est):
     return out
 
 
-#: ``newton_steps="auto"`` steps until the fold objective's gradient is below this
-#: (max abs, on the scale of ``R``), at most ``CV_MAX_NEWTON_STEPS`` steps.
-CV_NEWTON_TOL = 1e-10
+#: ``newton_steps="auto"`` steps until the fold objective's gradient stops decreasing
+#: at floating-point precision, at most this many steps (then a ConvergenceWarning).
 CV_MAX_NEWTON_STEPS = 50
 
 #: A fixed number of Newton steps warns when the next step would still move some
@@ -257,9 +257,9 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         Hessian with the fold's curvature removed (no pass over the data);
         each further step re-evaluates the loss on the fold's complement, so
         enough steps reproduce the refits to the Newton tolerance. ``"auto"``
-        steps until the fold objective's gradient is below ``CV_NEWTON_TOL``
-        (at most ``CV_MAX_NEWTON_STEPS``, else a ConvergenceWarning): the refits'
-        predictions. After a fixed number of steps the next step is estimated
+        steps until the fold objective's gradient stops decreasing at
+        floating-point precision (at most ``CV_MAX_NEWTON_STEPS``, else one
+        ConvergenceWarning naming the folds): the refits' predictions. After a fixed number of steps the next step is estimated
         for every fold at once (two passes over the rows, a solve with one
         fold's factor) and, when it would still move a fold's outputs by more
         than ``CV_STEP_WARN``, a UserWarning says by how much.
@@ -302,6 +302,7 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     undefined = []  # rows of folds whose refit is not unique where they are predicted
     left = 0.0  # the largest change of a fold's outputs the next step would still make
     checked, chord = [], None  # (fold, its parameters, its penalty) after fixed steps
+    unconverged = []  # folds "auto" left at its step budget
     zeros = np.zeros(P)
     out = np.empty((n, K))
     if groups is not None:
@@ -321,7 +322,7 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
             "KFold, StratifiedKFold, GroupKFold or LeaveOneGroupOut.")
     if hasattr(est, "classes_"):
         _check_folds_keep_every_class(est, state.s, folds)
-    for fold in folds:
+    for j, fold in enumerate(folds):
         # the fold's part of H and of the gradient at theta_hat, over bounded chunks
         H_fold, g_fold = np.zeros((P, P)), np.zeros(P)
         for part in row_chunks(len(fold), P):
@@ -356,10 +357,14 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         if auto or newton_steps > 1:
             # damped steps (a backtracking line search): undamped ones diverged on
             # smooth hinges, whose curvature changes fast
-            Theta, _ = fit_newton(model.loss, state.Phi, est._fit_Y, s, state.intercept,
-                                  pen, Theta, tol=CV_NEWTON_TOL if auto else 0.0,
-                                  max_iter=CV_MAX_NEWTON_STEPS if auto else newton_steps - 1,
-                                  warn=auto, flat=flat)
+            # "auto": to the floor float64 allows (a fixed gradient size stopped short
+            # of the refits of ill-conditioned fits: C=1000 was 1e-5 off)
+            Theta, steps_taken = fit_newton(
+                model.loss, state.Phi, est._fit_Y, s, state.intercept, pen, Theta,
+                tol=0.0, max_iter=CV_MAX_NEWTON_STEPS if auto else newton_steps - 1,
+                warn=False, flat=flat)
+            if auto and steps_taken >= CV_MAX_NEWTON_STEPS:
+                unconverged.append(j)
         if not auto and not surrogate and solver is not None:
             checked.append((fold, Theta, pen))
             chord = solver
@@ -374,10 +379,21 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         # how far the next step would still move the folds' outputs: about the error
         # left (Newton's error shrinks quadratically)
         left = _next_step_moves(state, est._fit_Y, checked, chord)
+    if unconverged:
+        warnings.warn(
+            f"newton_steps='auto' used all {CV_MAX_NEWTON_STEPS} Newton steps in "
+            f"{len(unconverged)} of {len(folds)} folds (folds {unconverged}) without "
+            "settling at the refit's optimum: their predictions may be far from the "
+            "refits' (a smooth hinge with a small t changes curvature too fast for Newton's "
+            "method; an unpenalised fit may have no optimum). Check them with sklearn's "
+            "cross_val_predict.",
+            ConvergenceWarning,
+            stacklevel=user_stacklevel(),
+        )
     if left > CV_STEP_WARN:
         warnings.warn(
             f"{newton_steps} Newton step{'s' if newton_steps > 1 else ''} per fold "
-            f"leave{'' if newton_steps > 1 else 's'} the predictions short of the refits': "
+            f"leave{'' if newton_steps > 1 else 's'} the predictions short of the refits: "
             "the next step would still move a "
             f"fold's outputs by up to {left:.2g} (decision values). Use newton_steps='auto' "
             "(steps until the refits), or sklearn's cross_val_predict.",

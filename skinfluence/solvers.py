@@ -941,6 +941,7 @@ class LissaSolver:
         n, full, apply = self.op.n, self.batch_size == self.op.n, self.pc.apply
         MB = apply(B)
         V = MB.copy()
+        b_norm = np.linalg.norm(MB, axis=0)
         active = np.flatnonzero(np.linalg.norm(B, axis=0) > 0)
         rule = _StopRule(B.shape[1], self.config.tol)
         j = -1
@@ -960,6 +961,12 @@ class LissaSolver:
                     self.diverged = True
                     break
                 active = active[~rule.done(j, active, change, np.linalg.norm(Vn, axis=0))]
+            elif self.preconditioner is None and np.any(
+                    np.linalg.norm(Vn, axis=0) > 2.0 * (j + 2) * b_norm[active]):
+                # with scale above every mini-batch's curvature each term is at most
+                # ||b||: a sum of j + 2 of them that is larger has a term that grew
+                self.diverged = True
+                break
         return V / self.scale, active, j + 1
 
     def _chebyshev(self, B, steps, rng):

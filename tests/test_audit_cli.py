@@ -372,9 +372,14 @@ BAD = [
     ("duplicate-header", "a,y,b,y\n" + "".join(f"{i},{i % 2},{i % 3},{i % 2}\n"
                                                 for i in range(30)),
      ["--target", "y"], ["names 'y' twice (columns 2 and 4)", "rename or remove one"]),
+    ("duplicate-header-spaces", "a,y,y \n" + "".join(f"{i},{i % 2},{i % 2}\n"
+                                                    for i in range(30)),
+     ["--target", "y"], ["names 'y' twice (columns 2 and 3, with spaces)"]),
     ("semicolons-decimal-commas", "x;y\n" + "".join(f"{i},5;{i % 2}\n" for i in range(30)),
      ["--target", "y"], ["line 2 has 2 fields but the header (line 1) has 1",
                          "separated by ';', not commas (decimal commas too?)"]),
+    ("semicolons", "a;b;y\n" + "".join(f"{i};{i % 3};{i % 2}\n" for i in range(30)),
+     ["--target", "y"], ["a single column: the file looks separated by ';', not commas"]),
     ("weight-unknown", COUNTS, ["--target", "y", "--weight", "exposure"], ["--weight", "not in"]),
     ("all-zero-counts", "x,y\n" + "".join(f"{i % 7},0\n" for i in range(30)),
      ["--target", "y", "--model", "poisson"], ["zero on every row"]),

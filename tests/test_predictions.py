@@ -12,7 +12,7 @@ from scipy.special import softmax
 import pytest
 from scipy.stats import pearsonr
 from sklearn.base import clone
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import StandardScaler
@@ -194,6 +194,16 @@ def test_approximate_cross_val_predict(diabetes, wine):
     assert np.abs(short - refits).max() > 1e-2
     np.testing.assert_allclose(weak.approx_cross_val_predict(
         "decision_function", newton_steps="auto"), refits, rtol=1e-7, atol=1e-7)
+    # ill-conditioned (C=1000): "auto" runs to the float floor (a fixed gradient size of
+    # 1e-10 stopped 1e-5 short of the refits)
+    Xc, yc = load_breast_cancer(return_X_y=True)
+    Xc = StandardScaler().fit_transform(Xc)
+    weaker = InfluenceLogisticRegression(C=1000.0, solver="newton-cholesky", tol=1e-14,
+                                         max_iter=1000).fit(Xc, yc)
+    exact = cross_val_predict(clone(weaker), Xc, yc, method="decision_function")
+    np.testing.assert_allclose(
+        weaker.approx_cross_val_predict("decision_function", newton_steps="auto"), exact,
+        atol=1e-8)
     with pytest.raises(ValueError, match="positive integer or 'auto'"):
         weak.approx_cross_val_predict(newton_steps="many")
 
