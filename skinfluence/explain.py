@@ -427,7 +427,9 @@ class Explanation(BaseEstimator):
 
         Raw rows when they are known (``X_train`` here, or given to ``fit``),
         else the rows as the final model sees them, named by
-        :attr:`feature_names_`.
+        :attr:`feature_names_`. Sparse rows show the features that some shown
+        row has (the rest are zero in all of them): five rows of sparse text
+        were a table of 8,000 mostly empty columns.
         """
         import pandas as pd
 
@@ -444,14 +446,16 @@ class Explanation(BaseEstimator):
                 if self.train_index_ is not None:
                     out.index = labels
                 return out
-            X = np.asarray(X.toarray() if sp.issparse(X) else X)
-            names = [f"x{j}" for j in range(X.shape[1])] if X.ndim == 2 else None
-            return pd.DataFrame(X[positions], index=labels, columns=names)
+            names = [f"x{j}" for j in range(X.shape[1])] if np.ndim(X) == 2 else None
+            if sp.issparse(X):  # the chosen rows only, never the whole matrix densified
+                return _sparse_rows(X[positions], names, labels)
+            return pd.DataFrame(np.asarray(X)[positions], index=labels, columns=names)
         Z = self.model_._fit_X[positions]
         if is_dask(Z):
             Z = Z.compute()
-        Z = Z.toarray() if sp.issparse(Z) else np.asarray(Z)
-        return pd.DataFrame(Z, index=labels, columns=list(self.feature_names_))
+        if sp.issparse(Z):
+            return _sparse_rows(Z, list(self.feature_names_), labels)
+        return pd.DataFrame(np.asarray(Z), index=labels, columns=list(self.feature_names_))
 
     # ------------------------------------------------------------ influence
     def _test_index(self, X, y):
@@ -696,6 +700,16 @@ def _search_slots(obj):
         else:
             obj = obj.steps[-1][1]
     return out
+
+
+def _sparse_rows(Z, names, labels):
+    """Sparse rows as a DataFrame of the columns that some row has."""
+    import pandas as pd
+
+    Z = sp.csr_matrix(Z)
+    keep = np.unique(Z.indices)
+    return pd.DataFrame(Z[:, keep].toarray(), index=labels,
+                        columns=[names[j] for j in keep])
 
 
 def _fit_signature(final, preprocessor, explained=None):

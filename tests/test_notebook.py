@@ -633,3 +633,23 @@ def test_scikit_learns_feature_name_warnings_point_at_the_callers_line():
     named = [w for w in caught if "feature names" in str(w.message)]
     assert len(named) == 2 and all(w.filename == __file__ for w in named), [
         (w.filename, str(w.message)) for w in caught]
+
+
+def test_sparse_rows_are_shown_by_the_features_they_have():
+    """top_training_rows on sparse text showed every one of thousands of mostly empty
+    columns (and densified the whole matrix when the rows were given); it shows the
+    features some shown row has, with the rows' own values."""
+    import scipy.sparse as sp
+
+    X = sp.random(300, 2000, density=0.005, format="csr", random_state=0)
+    total = np.asarray(X.sum(axis=1)).ravel()
+    y = (total > np.median(total)).astype(int)
+    clf = sk.InfluenceLogisticRegression(C=10.0, tol=1e-10).fit(X, y)
+    order = np.argsort(clf.self_influence(), kind="stable")[:3]
+    for table in (sk.top_training_rows(clf, k=3),
+                  sk.top_training_rows(sk.explain(clf, X, y), k=3)):
+        features = table.drop(columns=["self_influence", "label"])
+        rows = X[order].toarray()
+        has = np.flatnonzero(np.abs(rows).sum(axis=0))
+        assert list(features.columns) == [f"x{j}" for j in has]
+        np.testing.assert_array_equal(features.to_numpy(), rows[:, has])
