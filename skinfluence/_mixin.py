@@ -118,6 +118,15 @@ def _param_names(cls, init):
 REFIT_STATIONARY = 1e-6
 
 
+def training_features(model, X):
+    """The training rows as the model's linear part sees them: ``X`` itself for the
+    identity map, else the feature map applied once, over chunks of rows."""
+    if getattr(model.features, "is_identity", False):
+        return X
+    return np.vstack([model.features.transform(X[rows])
+                      for rows in row_chunks(X.shape[0], X.shape[1])])
+
+
 def _stationary(est):
     """Whether a fitted estimator sits at its optimum (``REFIT_STATIONARY``): one pass
     over its rows for the gradient, no Hessian."""
@@ -129,10 +138,9 @@ def _stationary(est):
         layout = ParameterLayout()
         layout._set_layout(model)
         n = X.shape[0]
-        Phi = X if getattr(model.features, "is_identity", False) else np.vstack(
-            [model.features.transform(X[rows]) for rows in row_chunks(n, X.shape[1])])
+        Phi = training_features(model, X)
         F = InfluenceMixin._outputs(model, Phi, IdentityFeatures())
-        G, _ = output_derivatives(model.loss, Y, F)
+        G = output_derivatives(model.loss, Y, F, order=1)  # no curvature needed
         pen = _InfluenceState.penalty_diagonal(model, n)
         grad = objective_gradient(Phi, G, s, n, layout.intercept, pen, layout.Theta)
         sq = Phi.multiply(Phi).sum(axis=1) if sp.issparse(Phi) else np.einsum(
@@ -513,12 +521,7 @@ class _InfluenceState(ParameterLayout):
 
         # Training rows as the linear part sees them. A non-trivial feature map
         # (e.g. RBF) is applied once here rather than in every pass below.
-        if getattr(model.features, "is_identity", False):
-            self.Phi = X
-        else:
-            self.Phi = np.vstack(
-                [model.features.transform(X[rows]) for rows in row_chunks(n, X.shape[1])]
-            )
+        self.Phi = training_features(model, X)
         self.identity = IdentityFeatures()
         F = est._outputs(model, self.Phi, self.identity)
         try:  # a fit that ran out of the family's domain (identity link) is no optimum
