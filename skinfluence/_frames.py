@@ -220,22 +220,49 @@ def check_test_rows(X, y=None):
 
 
 def _check_aligned(X, other, name):
-    """Refuse ``other`` (a labelled vector) whose index is X's in another order."""
-    x_index = index_of(X)
-    o_index = index_of(other) if other is not None else None
+    """Refuse ``other`` (a labelled vector) whose rows carry other labels than X's.
+
+    Rows are matched by position, as in scikit-learn; when both carry their own
+    labels and these differ (``y`` shuffled, or sliced apart from ``X``), that
+    would pair rows with other rows' values. A default ``RangeIndex`` on either
+    side (``pd.Series(array)``, ``pd.DataFrame(scaler.fit_transform(X))``) labels
+    nothing and is matched by position.
+    """
+    check_same_labels(index_of(X), index_of(other) if other is not None else None, name,
+                      f"align them first, e.g. {name}.loc[X.index], or pass "
+                      f"{name}.to_numpy() to pair them by position")
+
+
+def check_same_labels(x_index, o_index, name, hint):
+    """Refuse row labels ``o_index`` (of ``name``) that differ from X's ``x_index``
+    when both are labels of their own (see :func:`_check_aligned`)."""
     if x_index is None or o_index is None or len(x_index) != len(o_index):
         return
-    if not x_index.equals(o_index) and x_index.sort_values().equals(o_index.sort_values()):
+    if x_index.equals(o_index) or _positional(x_index) or _positional(o_index):
+        return
+    if x_index.sort_values().equals(o_index.sort_values()):
         raise ValueError(
             f"{name}'s index holds the same labels as X's in another order; rows are matched "
-            f"by position, so align them first, e.g. {name}.loc[X.index]."
+            f"by position, so {hint}."
         )
+    differ = [(a, b) for a, b in zip(x_index, o_index) if a != b][:2]
+    shown = ", ".join(f"X row {a!r} with {name} row {b!r}" for a, b in differ)
+    raise ValueError(
+        f"{name}'s index does not match X's: rows are matched by position, which would pair "
+        f"{shown}; {hint}."
+    )
+
+
+def _positional(index):
+    """Whether ``index`` is pandas' default ``0 .. n-1`` RangeIndex (no labels of its own)."""
+    return (type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1
+            and index.name is None)
 
 
 def check_training_rows(X, y, sample_weight=None):
     """Refuse training labels or weights whose index is X's in another order (they
     would be paired with other rows' values by position)."""
-    check_test_rows(X, y)
+    _check_aligned(X, y, "y")
     _check_aligned(X, sample_weight, "sample_weight")
 
 

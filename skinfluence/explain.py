@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._dask import is_dask
 from ._frames import (
+    check_same_labels,
     check_test_rows,
     check_training_rows,
     index_of,
@@ -116,12 +117,6 @@ def _check_kept_rows(model, preprocessor, X=None, y=None):
             )
     if is_dask(model._fit_X):
         return
-    if y is not None and model._fit_y is not None and not np.array_equal(
-            np.asarray(y).ravel(), np.asarray(model._fit_y).ravel()):
-        raise ValueError(
-            "y is not the labels the model was fitted on (in fit order); pass the same y "
-            "(or none: the model keeps it)."
-        )
     if X is not None:
         try:
             Xt = preprocessor.transform(X) if preprocessor is not None else X
@@ -134,6 +129,16 @@ def _check_kept_rows(model, preprocessor, X=None, y=None):
                 "the preprocessing); pass the same rows in the same order (or none: the "
                 "model keeps them)."
             )
+        # a pipeline's final step saw X as an array and took the row labels from y
+        check_same_labels(index_of(X), model._fit_index, "the fitted y",
+                          "each row was fitted with another row's label: refit with y "
+                          "aligned to X, e.g. y.loc[X.index]")
+    if y is not None and model._fit_y is not None and not np.array_equal(
+            np.asarray(y).ravel(), np.asarray(model._fit_y).ravel()):
+        raise ValueError(
+            "y is not the labels the model was fitted on (in fit order); pass the same y "
+            "(or none: the model keeps it)."
+        )
 
 
 class Explanation(BaseEstimator):

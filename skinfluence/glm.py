@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array
 
 from ._mixin import InfluenceMixin, InfluenceModel, check_magnitude
 from .features import IdentityFeatures
+from ._frames import check_training_rows
 from ._utils import check_non_negative_weights
 from .linear_model import regression_targets, regression_weights
 from .losses import HalfGammaDeviance, HalfPoissonDeviance, HalfTweedieDeviance
@@ -91,6 +92,7 @@ class _InfluenceGLM(InfluenceMixin):
         """
         check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
         check_non_negative_weights(sample_weight)
+        check_training_rows(X, y, sample_weight)
         y_checked = np.asarray(y)
         if y_checked.dtype.kind in "fiub" and y_checked.ndim == 1 and y_checked.size:
             # the family's domain, in words, before scikit-learn's terser message

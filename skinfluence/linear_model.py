@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from ._mixin import InfluenceMixin, InfluenceModel, check_labels, check_magnitude
 from .exceptions import InfluenceNotDefinedError
 from ._dask import is_dask
+from ._frames import check_training_rows
 from ._utils import check_non_negative_weights, effective_weights
 from .features import IdentityFeatures
 from .losses import LogLoss, SoftmaxLoss, SquaredLoss
@@ -173,6 +174,7 @@ class_weight, random_state, solver, max_iter, verbose, warm_start, n_jobs
         check_labels(y)
         if not hasattr(sample_weight, "dask"):
             check_non_negative_weights(sample_weight)
+        check_training_rows(X, y, sample_weight)
         super().fit(X, y, sample_weight=sample_weight)
         X_raw, y_raw = X, y
         X = check_array(X, accept_sparse="csr", dtype=np.float64)
@@ -360,6 +362,7 @@ class InfluenceRidge(InfluenceMixin, Ridge):
         """
         check_magnitude(X, "X")  # before the parent's fit, whose messages would mislead
         check_non_negative_weights(sample_weight)
+        check_training_rows(X, y, sample_weight)
         super().fit(X, y, sample_weight=sample_weight)
         X_raw = X
         X = check_array(X, accept_sparse="csr", dtype=np.float64)

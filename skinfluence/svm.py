@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._mixin import InfluenceMixin, InfluenceModel, check_labels, check_magnitude
 from ._optimize import fit_newton
 from ._dask import is_dask
+from ._frames import check_training_rows
 from ._utils import check_non_negative_weights, effective_weights
 from .curvature import penalty_diagonal
 from .features import (
@@ -86,6 +87,7 @@ class _BaseSmoothHingeSVC(InfluenceMixin, ClassifierMixin, BaseEstimator):
         X_raw, y_raw = X, y
         check_labels(y)
         check_non_negative_weights(sample_weight)  # before any fitted attribute is set
+        check_training_rows(X, y, sample_weight)
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=np.float64)
         check_magnitude(X, "X")
         check_classification_targets(y)

@@ -653,3 +653,53 @@ def test_sparse_rows_are_shown_by_the_features_they_have():
         has = np.flatnonzero(np.abs(rows).sum(axis=0))
         assert list(features.columns) == [f"x{j}" for j in has]
         np.testing.assert_array_equal(features.to_numpy(), rows[:, has])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sk.InfluenceLogisticRegression(),
+    lambda: sk.SmoothHingeSVC(),
+    lambda: sk.InfluenceRidge(),
+    lambda: sk.InfluencePoissonRegressor(),
+], ids=["logistic", "svm", "ridge", "poisson"])
+def test_labels_of_other_rows_are_refused_at_fit(make):
+    """y (or sample_weight) labelled with other rows than X's would pair every row with
+    another row's label by position; a default RangeIndex or an array pairs by position."""
+    rng = np.random.default_rng(0)
+    ids = pd.Index([f"c{i}" for i in range(40)], name="customer")
+    X = pd.DataFrame(rng.normal(size=(40, 3)), index=ids, columns=list("abc"))
+    y = pd.Series((X.a > 0).astype(int) + 1, index=ids)
+    shuffled = y.sample(frac=1, random_state=0)
+    with pytest.raises(ValueError, match=r"another order.*y\.loc\[X\.index\]"):
+        make().fit(X, shuffled)
+    with pytest.raises(ValueError, match=r"does not match X's.*'c0' with y row 'c5'"):
+        make().fit(X.iloc[:30], pd.concat([y.iloc[5:35]]))
+    with pytest.raises(ValueError, match="sample_weight's index"):
+        make().fit(X, y, sample_weight=pd.Series(1.0, index=shuffled.index))
+    # positional labels are matched by position, as in scikit-learn
+    a = make().fit(X, y.to_numpy()).self_influence()
+    b = make().fit(X, pd.Series(y.to_numpy())).self_influence()
+    _same(b, a)
+    _same(make().fit(X.reset_index(drop=True), y).self_influence(), a)
+
+
+def test_test_labels_of_other_rows_and_refits_on_shuffled_labels_are_refused(fitted):
+    objects, pre, X, y, X_test, y_test = fitted
+    ex = objects["explanation"]
+    for y_other in (y_test.iloc[5:10], y_test.iloc[3:8]):  # sliced apart from X_test[:5]
+        with pytest.raises(ValueError, match=r"y's index does not match X's.*'p1_0' with y row"):
+            ex.influence_on_loss(X_test.iloc[:5], y_other)
+        with pytest.raises(ValueError, match="does not match"):
+            sk.retrain_without(objects["search"], X_test.iloc[:5], y_other, top=2)
+    _same(ex.influence_on_loss(X_test.iloc[:5], y_test.iloc[5:10].to_numpy()),
+          ex.influence_on_loss(X_test.iloc[:5], y_test.iloc[5:10].set_axis(X_test.index[:5])))
+    # a pipeline fitted on y in another row order (its final step saw X as an array):
+    # the rows shown would be named after y's labels and show X's values
+    shuffled = y.sample(frac=1, random_state=1)
+    pipe = make_pipeline(_preprocessing(), sk.InfluenceLogisticRegression(**TIGHT))
+    pipe.fit(X, shuffled)
+    with pytest.raises(ValueError, match="fitted y's index.*another row's label"):
+        sk.top_training_rows(pipe, k=2, X_train=X)
+    # both X and y in another order than the fit's: X is named first
+    with pytest.raises(ValueError, match="X is not the rows"):
+        sk.explain(objects["pipeline"], X.sample(frac=1, random_state=0),
+                   y.sample(frac=1, random_state=0))
