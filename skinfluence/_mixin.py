@@ -552,6 +552,19 @@ class _InfluenceState(ParameterLayout):
                 "are separable, the fit has no finite optimum and influence is not defined. "
                 "Use a finite C, or set `damping` if you must."
             )
+        absent = model.loss.absent_classes(Y[kept]) if kept.any() else []
+        if absent and model.intercept is not None and model.intercept_penalty == 0 \
+                and damping == 0:
+            classes = getattr(est, "classes_", None)
+            names = (np.asarray(absent) if classes is None else
+                     np.asarray(classes)[absent]).tolist()[:3]
+            raise SingularHessianError(
+                f"No training row with positive weight has class {', '.join(map(repr, names))}"
+                ": with an unpenalised intercept the objective keeps falling as that "
+                "class's intercept moves away, so the fit has no finite optimum and "
+                "influence is not defined (the numbers would grow as `tol` shrinks). Give "
+                "the class some weight, leave it out of y, or set `damping` if you must."
+            )
         pen = self.penalty_diagonal(model, n)
         # the gradient of each row's share of the penalty (None: the penalty is fixed)
         self.share = None

@@ -128,6 +128,12 @@ class Loss:
         objective then has no finite minimiser. False for losses without that limit."""
         return False
 
+    def absent_classes(self, Y):
+        """Indices of the classes no row of ``Y`` belongs to: with an unpenalised
+        intercept the loss keeps falling as such a class's output moves away, so the
+        objective has no finite minimiser. Empty for losses without classes."""
+        return []
+
     def value_change(self, Y, F0, dF):
         """``value(Y_t, F0_t + dF[:, t, j]) - value(Y_t, F0_t)`` for every test row
         ``t`` and step ``j``: shape ``(m, c)``.
@@ -166,6 +172,10 @@ class LogLoss(Loss):
 
     def separated(self, Y, F):
         return bool(len(F) and np.all((2.0 * np.ravel(Y) - 1.0) * F[:, 0] > 0))
+
+    def absent_classes(self, Y):
+        y = np.ravel(Y)
+        return [c for c, present in enumerate((np.any(y == 0), np.any(y == 1))) if not present]
 
     def value_change(self, Y, F0, dF):
         # log(1 + e^f) - y f = y softplus(-f) + (1 - y) softplus(f): differences of
@@ -218,6 +228,11 @@ class OneVsRestLogLoss(Loss):
         # one binary problem per output: any separated one runs off on its own
         return bool(len(F) and np.any(np.all((2.0 * Y - 1.0) * F > 0, axis=0)))
 
+    def absent_classes(self, Y):
+        if Y.shape[1] == 1:
+            return LogLoss.absent_classes(self, Y)
+        return list(np.flatnonzero(~np.any(Y == 1, axis=0)))
+
     def derivatives(self, Y, F, order=2):
         p = expit(F)
         G = p - Y
@@ -251,6 +266,9 @@ class SoftmaxLoss(Loss):
         true = np.sum(Y * F, axis=1)
         other = np.where(Y > 0, -np.inf, F).max(axis=1)
         return bool(np.all(true > other))
+
+    def absent_classes(self, Y):
+        return list(np.flatnonzero(~np.any(Y > 0, axis=0)))
 
     def value_change(self, Y, F0, dF):
         # the loss is logsumexp(F - Y.F) (Y sums to 1); each value as

@@ -292,6 +292,34 @@ def test_separable_classes_without_penalty_are_refused_at_any_tol(n_classes):
         assert np.all(np.isfinite(clf.self_influence()))
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_class_with_no_weight_is_refused_with_an_unpenalised_intercept(n_classes):
+    # every row of the last class weighs 0: the objective falls without end as that
+    # class's intercept moves away, so there is no optimum, whatever C is
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.arange(60) % n_classes
+    w = (y != n_classes - 1).astype(float)
+    intercepts = []
+    for tol in (1e-4, 1e-10):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = InfluenceLogisticRegression(tol=tol, solver="newton-cholesky" if
+                                              n_classes == 2 else "lbfgs").fit(X, y, w)
+        intercepts.append(np.ravel(clf.intercept_).copy())
+        with pytest.raises(SingularHessianError, match=f"has class {n_classes - 1}: with"):
+            clf.self_influence()
+        with pytest.raises(SingularHessianError, match="no finite optimum"):
+            explain(LogisticRegression(tol=tol).fit(X, y, w), X, y, w).influence_on_loss(
+                X[:2], y[:2])
+    assert np.abs(intercepts[1] - intercepts[0]).max() > 1.0  # no optimum to converge to
+    # a penalised model without intercept has one; damping is the escape hatch
+    assert np.all(np.isfinite(InfluenceLogisticRegression(fit_intercept=False).fit(
+        X, y, w).self_influence()))
+    with pytest.warns(Warning, match="damping=0.001 is 100% of the smallest curvature"):
+        assert np.all(np.isfinite(clf.set_params(damping=1e-3).self_influence()))
+
+
 def test_balanced_class_weights_warn_that_refits_recompute_them():
     from sklearn.datasets import make_classification
     from sklearn.utils import compute_class_weight
