@@ -173,6 +173,15 @@ class ConjugateGradient(_SolverConfig):
         Right-hand sides solved together when many are needed
         (``self_influence``, ``influence_on_params``); bounds the memory to about
         ``6 * P * batch_size`` floats.
+
+    Notes
+    -----
+    On an exactly singular Hessian (no penalty, and duplicate or collinear
+    columns) whose right-hand sides lie in its range, CG converges to the
+    minimum-norm answer, the pseudo-inverse's (what a minimum-norm refit
+    gives), where :class:`Direct` refuses with SingularHessianError: the Krylov
+    space never meets the flat directions, so CG cannot see them. Use
+    ``"direct"`` (or ``"auto"`` up to 4,000 parameters) to be told.
     """
 
     _parameter_constraints: dict = {
@@ -713,33 +722,41 @@ def _one_blas_thread():
 #: Steps over which LiSSA's stopping rule measures the recursion's contraction.
 LISSA_WINDOW = 8
 
-#: Lanczos steps behind LiSSA's spectrum estimates.
+#: Lanczos steps behind LiSSA's spectrum estimates, and how far they go on while the
+#: smallest eigenvalue's estimate is not resolved.
 LANCZOS_STEPS = 40
+LANCZOS_MAX_STEPS = 120
 
 
-def _lanczos_bounds(matvec, P, steps=LANCZOS_STEPS, seed=0):
-    """``(theta_min, upper)`` for a symmetric positive definite operator: the smallest
-    Ritz value (an estimate of the smallest eigenvalue from above) and the largest
-    Ritz value plus its residual norm (a bound on the largest eigenvalue, which
-    Lanczos finds first), after ``steps`` steps with full reorthogonalisation."""
-    m = min(int(steps), P)
+def _lanczos_bounds(matvec, P, steps=LANCZOS_STEPS, seed=0, max_steps=LANCZOS_MAX_STEPS):
+    """``(theta_min, upper, settled)`` for a symmetric positive definite operator: the
+    smallest Ritz value (an estimate of the smallest eigenvalue from above), the
+    largest Ritz value plus its residual norm (a bound on the largest eigenvalue,
+    which Lanczos finds first), and whether the smallest Ritz pair is resolved
+    (its residual norm ``r`` below ``theta_min``, so that ``[theta - r, theta + r]``,
+    which holds an eigenvalue, stays clear of 0). After ``steps`` steps with full
+    reorthogonalisation, then ten at a time up to ``max_steps`` while it is not."""
+    m = min(int(max_steps), P)
     Q = np.empty((P, m + 1))
     q = np.random.default_rng(seed).standard_normal(P)
     Q[:, 0] = q / np.linalg.norm(q)
     alpha, beta = np.empty(m), np.empty(m)
-    j = 0
     for j in range(m):
         w = matvec(Q[:, j])
         alpha[j] = Q[:, j] @ w
         for _ in range(2):  # twice is enough (Kahan)
             w -= Q[:, :j + 1] @ (Q[:, :j + 1].T @ w)
         beta[j] = np.linalg.norm(w)
-        if beta[j] <= 1e-10 * abs(alpha[j]):  # an invariant subspace: exact
-            break
-        Q[:, j + 1] = w / beta[j]
-    k = j + 1
-    theta, S = eigh_tridiagonal(alpha[:k], beta[:k - 1])
-    return float(theta[0]), float(theta[-1] + abs(beta[k - 1] * S[-1, -1]))
+        k = j + 1
+        exact = beta[j] <= 1e-10 * abs(alpha[j])  # an invariant subspace: exact
+        if exact or k == m or (k >= min(steps, m) and (k - steps) % 10 == 0):
+            theta, S = eigh_tridiagonal(alpha[:k], beta[:k - 1])
+            settled = exact or abs(beta[j] * S[-1, 0]) < theta[0]
+            if settled or k == m:
+                break
+        Q[:, k] = w / beta[j]
+    return (float(theta[0]), float(theta[-1] + abs(beta[k - 1] * S[-1, -1])),
+            bool(settled or k == P))
 
 
 class _StopRule:
@@ -810,11 +827,22 @@ class LissaSolver:
         pc = self.pc
         self.lam_min = self.lam_max = None
         if full or config.scale is None or config.depth is None:
-            self.lam_min, self.lam_max = _lanczos_bounds(
+            self.lam_min, self.lam_max, settled = _lanczos_bounds(
                 lambda v: pc.half_t(op.matvec(pc.half(v))), op.P)
             if not (self.lam_min > 0):
                 raise SingularHessianError("LiSSA needs a positive definite H. "
                                            + _SINGULAR_HINT)
+            if not settled:
+                warnings.warn(
+                    f"LiSSA's estimate of the Hessian's smallest eigenvalue "
+                    f"({self.lam_min:.2g}) has not settled after {LANCZOS_MAX_STEPS} "
+                    "Lanczos steps: the spectrum may reach far lower, and the depth set "
+                    f"from it may be far too short for tol={config.tol:g}, without any "
+                    "other warning. Use influence_solver='cg' (exact, it says when it "
+                    "stops short) or 'direct'.",
+                    ConvergenceWarning,
+                    stacklevel=user_stacklevel(),
+                )
         if config.scale is not None:
             self.scale = float(config.scale)
             if self.lam_max is not None and self.scale < self.lam_max / 1.01:

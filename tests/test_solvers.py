@@ -13,7 +13,8 @@ from scipy.stats import pearsonr
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from skinfluence import InfluenceLogisticRegression, RBFSmoothHingeSVC, SmoothHingeSVC
+from skinfluence import (InfluenceLogisticRegression, InfluenceRidge, RBFSmoothHingeSVC,
+                         SmoothHingeSVC)
 from skinfluence.solvers import (
     CGSolver,
     ConjugateGradient,
@@ -132,12 +133,32 @@ def test_lanczos_bounds_bracket_the_spectrum():
     Q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
     lam = np.geomspace(1e-3, 5.0, 300)
     H = (Q * lam) @ Q.T
-    low, high = _lanczos_bounds(lambda v: H @ v, 300)
+    low, high, settled = _lanczos_bounds(lambda v: H @ v, 300)
     assert lam[-1] <= high <= lam[-1] * 1.01
-    assert lam[0] <= low <= 10 * lam[0]
+    assert lam[0] <= low <= 10 * lam[0] and settled
     # an invariant subspace is found exactly
-    low, high = _lanczos_bounds(lambda v: 2.0 * v, 50)
-    assert np.isclose(low, 2.0) and np.isclose(high, 2.0)
+    low, high, settled = _lanczos_bounds(lambda v: 2.0 * v, 50)
+    assert np.isclose(low, 2.0) and np.isclose(high, 2.0) and settled
+    # a tail of eigenvalues down to 1e-9: the smallest Ritz value is far above it, and
+    # says so (its residual norm exceeds it)
+    lam = np.r_[np.geomspace(1e-9, 1e-4, 40), np.geomspace(1e-3, 5.0, 260)]
+    low, _, settled = _lanczos_bounds(lambda v: (Q * lam) @ (Q.T @ v), 300)
+    assert low > 1e3 * lam[0] and not settled
+
+
+def test_lissa_warns_when_the_smallest_eigenvalue_is_not_resolved():
+    """A Hessian with a tail of tiny eigenvalues (near-duplicate columns, almost no
+    penalty): 120 Lanczos steps leave lambda_min 1e3-fold too high, and the depth set
+    from it stops LiSSA 9% away from the direct answer. Said, not silent."""
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((600, 120))
+    X = np.c_[B, B[:, :30] + rng.standard_normal((600, 30)) * np.logspace(-1, -4, 30)]
+    y = B[:, 0] + rng.standard_normal(600)
+    ref = InfluenceRidge(alpha=1e-6).fit(X, y).influence_on_loss(X[:5], y[:5])
+    est = InfluenceRidge(alpha=1e-6, influence_solver=LiSSA())
+    with pytest.warns(ConvergenceWarning, match="smallest eigenvalue .* has not settled"):
+        got = est.fit(X, y).influence_on_loss(X[:5], y[:5])
+    assert np.abs(got - ref).max() / np.abs(ref).max() > 1e-2
 
 
 def test_lissa_options_give_the_same_answer(wine):
@@ -806,3 +827,22 @@ def test_direct_solver_judges_against_a_given_scale():
         DirectSolver(H, scale=reference)
     np.testing.assert_allclose(DirectSolver(H, scale=np.diag(H)).solve(b),
                                DirectSolver(H).solve(b), rtol=1e-14)
+
+
+def test_cg_on_an_exactly_singular_hessian_gives_the_pseudo_inverse_answer():
+    """As its docstring says: duplicate columns and no penalty, Direct refuses, CG
+    converges to the minimum-norm answer (pinv(H) applied to the gradients)."""
+    from skinfluence import InfluenceRidge
+    from skinfluence.exceptions import SingularHessianError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    X = np.c_[X, X[:, 0]]
+    y = X @ rng.standard_normal(5) + rng.standard_normal(80)
+    with pytest.raises(SingularHessianError):
+        InfluenceRidge(alpha=0).fit(X, y).influence_on_params()
+    est = InfluenceRidge(alpha=0, influence_solver=ConjugateGradient()).fit(X, y)
+    got = est.influence_on_params()
+    grads = est.loss_gradients(X, y)
+    want = -grads @ np.linalg.pinv(est.hessian())
+    np.testing.assert_allclose(got, want, atol=1e-8 * np.abs(want).max())
