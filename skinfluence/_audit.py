@@ -14,6 +14,7 @@ features and named in one note line; ``--drop``, ``--keep`` and
 :class:`AuditError` line: the command line prints it and exits with code 2.
 """
 
+import codecs
 import csv
 import difflib
 import io
@@ -245,12 +246,33 @@ def _decode(data, path):
     kind = _binary_kind(data)
     if kind is not None:
         raise AuditError(f"{path} is not a text CSV file ({kind})")
-    for encoding in ENCODINGS:
+    try:
+        return data.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        first = exc.start
+    lenient = data.decode("utf-8-sig", errors="replace")
+    if any(ord(c) > 127 and c != "\ufffd" for c in lenient):
+        # UTF-8 text (its accents decode) with a few stray bytes of another encoding:
+        # read as cp1252 those bytes only, not the whole file (every accent garbled)
+        row = data[:first].count(b"\n")  # 0: the header, 1: the first data row
+        return data.decode("utf-8-sig", errors="cp1252_bytes"), f"utf-8-mixed:{row}"
+    for encoding in ENCODINGS[1:]:
         try:
             return data.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
     raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def _cp1252_bytes(exc):
+    """A decoding error handler: the bytes UTF-8 cannot read, read as cp1252 (latin-1
+    for the five bytes cp1252 leaves undefined)."""
+    bad = exc.object[exc.start:exc.end]
+    return "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in bad), \
+        exc.end
+
+
+codecs.register_error("cp1252_bytes", _cp1252_bytes)
 
 
 def _check_ragged(text, path):
@@ -327,7 +349,11 @@ def _load(path):
         raise AuditError("the audit reads CSV files with pandas: pip install pandas") from exc
     text, encoding = _decode(_read_bytes(path), path)
     notes = []
-    if encoding not in ("utf-8-sig", "utf-16"):
+    if encoding.startswith("utf-8-mixed"):
+        row = int(encoding.split(":")[1])
+        notes.append(f"note: {path} is UTF-8 but for bytes that are not (first "
+                     f"{f'on row {row}' if row else 'in the header'}); read those as cp1252")
+    elif encoding not in ("utf-8-sig", "utf-16"):
         notes.append(f"note: {path} is not UTF-8; read it as {encoding}")
     return _parse(text, path), notes
 
@@ -393,6 +419,20 @@ def _check_numbers_with_stray_cells(df, skip):
         stray = numbers.isna()
         if 0 < stray.sum() <= 0.05 * len(present):
             raise _stray_cells(name, col, stray, "numbers", "a decimal comma? a unit?")
+
+
+def _wide_integers(df, skip):
+    """Columns of whole numbers beyond 64 bits, which pandas keeps as Python ints
+    (text to the model: one-hot encoded), read as floating-point numbers; their names."""
+    wide = []
+    for name, col in df.items():
+        if name in skip or col.dtype != object:
+            continue
+        present = col.dropna()
+        if len(present) and all(isinstance(v, int) for v in present):
+            df[name] = col.astype(float)
+            wide.append(name)
+    return wide
 
 
 def _stray_cells(name, col, stray, kind, guess):
@@ -656,7 +696,14 @@ def _resolve_task(y, target, task):
 
     numeric = pd.api.types.is_numeric_dtype(y)
     k = y.nunique()
+    fractional = pd.api.types.is_float_dtype(y) and bool((y % 1 != 0).any())
     if task == "auto":
+        if fractional and k <= 20:
+            shown = ", ".join(f"{v:g}" for v in np.sort(y.unique())[:4])
+            raise AuditError(f"target column {target!r} holds {k} distinct numbers with "
+                             f"fractions ({shown}{', ...' if k > 4 else ''}): say --task "
+                             "regression to regress on them, or --task classification to "
+                             "treat each value as a class")
         task = "regression" if numeric and k > 20 else "classification"
     if task == "regression" and not numeric:
         raise AuditError(f"target column {target!r} is not numeric, so it cannot be regressed "
@@ -837,6 +884,12 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
     if dates:
         notes.append(f"note: {', '.join(map(repr, dates))} read as dates: the model sees "
                      "days since the earliest")
+    wide = _wide_integers(df, skip={index_col, *drop, *dates})
+    if wide:
+        notes.append(f"note: {', '.join(map(repr, wide))} "
+                     f"{'holds' if len(wide) == 1 else 'hold'} whole numbers beyond 64 bits, "
+                     "read as floating-point numbers (if they are identifiers, leave them out "
+                     "with --drop)")
     _check_numbers_with_stray_cells(df, skip={target, index_col, *drop, *keep, *dates})
     found = _identifiers(df, skip={target, index_col, *drop, *keep, *dates})
     labels, label_name, label_from = _labels(df, found, index_col)
@@ -857,6 +910,8 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
     if model in REGRESSION_MODELS:
         _check_numeric(y, target, model, rows)
     task = _resolve_task(y, target, task)
+    if task == "classification" and y.dtype.kind == "f" and (y % 1 != 0).any():
+        y = y.map("{:g}".format)  # classes named as written ("1.5"); floats are no labels
     task, model = _resolve_model(task, model)
     if task == "regression":
         _check_domain(y, target, model, rows)

@@ -240,6 +240,24 @@ def test_latin1_file_with_accented_names(tmp_path, capsys):
                                                                                  "Málaga"}
 
 
+def test_utf8_file_with_a_stray_latin1_byte_keeps_its_accents(tmp_path, capsys):
+    """One cp1252 byte in a UTF-8 file: only that byte is read as cp1252 (the whole
+    file read as cp1252 showed 'ZÃ¼rich' on every row), and the note names its row."""
+    path, out = tmp_path / "people.csv", tmp_path / "ranking.csv"
+    people = _people()
+    data = people.to_csv(index=False).encode("utf-8")
+    first = data.index("Müller".encode("utf-8"))
+    data = data[:first] + "Müller".encode("latin-1") + data[first + len("Müller".encode()):]
+    path.write_bytes(data)
+    row = data[:first].count(b"\n")
+    assert _run(path, "--target", "label", "--index-col", "name", "--output", out) == 0
+    assert f"is UTF-8 but for bytes that are not (first on row {row})" in \
+        capsys.readouterr().out
+    ranking = pd.read_csv(out)
+    assert set(ranking["site"]) == {"Zürich", "Málaga"}
+    assert set(ranking["name"]) == set(people["name"])
+
+
 def test_compressed_csv_and_reserved_column_names(tmp_path, capsys):
     df = _people().rename(columns={"x2": "row", "x3": "predicted"})
     path, out = tmp_path / "people.csv.gz", tmp_path / "ranking.csv"
@@ -305,6 +323,8 @@ BAD = [
     ("regress-text", "a,b\n1,x\n3,y\n", ["--target", "b", "--task", "regression"],
      ["not numeric"]),
     ("single-class", "a,b\n1,0\n3,0\n", ["--target", "b"], ["single class"]),
+    ("fractional-classes", "a,b\n1,1.5\n3,2.5\n4,1.5\n", ["--target", "b"],
+     ["2 distinct numbers with fractions (1.5, 2.5)", "--task regression", "--task class"]),
     ("directory", "dir", ["--target", "y"], ["is a directory"]),
     ("missing-file", None, ["--target", "y"], ["no such file"]),
     ("png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), ["--target", "y"],
@@ -602,3 +622,38 @@ def test_weight_column_is_a_sample_weight_not_a_feature(tmp_path, capsys):
     pipe.fit(X, df["frequency"], influencepoissonregressor__sample_weight=df["exposure"])
     cooks = pd.Series(explain(pipe).cooks_distance(), index=df["policy"])
     np.testing.assert_allclose(ranking["cooks_distance"], cooks[ranking.index], rtol=1e-6)
+
+
+def test_fractional_numbers_as_classes_when_asked(tmp_path, capsys):
+    """--task classification on 1.5 / 2.5 treats each value as a class named as written
+    (scikit-learn takes no float labels), with the numbers of the same audit on text."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    df["score"] = np.where(df.a + 0.5 * rng.normal(size=60) > 0, 2.5, 1.5)
+    path, out = tmp_path / "s.csv", tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    assert _run(path, "--target", "score", "--task", "classification", "--output", out) == 0
+    df.assign(score=df.score.map({1.5: "low", 2.5: "high"})).to_csv(path, index=False)
+    assert _run(path, "--target", "score", "--output", tmp_path / "t.csv") == 0
+    numbers, text = pd.read_csv(out), pd.read_csv(tmp_path / "t.csv")
+    assert set(numbers["predicted"].astype(str)) <= {"1.5", "2.5"}
+    np.testing.assert_allclose(np.sort(np.abs(numbers["self_influence"])),
+                               np.sort(np.abs(text["self_influence"])), rtol=1e-6)
+
+
+def test_whole_numbers_beyond_64_bits_are_numbers_with_a_note(tmp_path, capsys):
+    """pandas keeps them as Python ints, which the model would one-hot encode as text."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=60)
+    big = [10**25 + k * 10**24 for k in rng.integers(0, 3, 60).tolist()]
+    lines = ["big,a,y"] + [f"{b},{v:.4f},{int(v + rng.normal() > 0)}"
+                           for b, v in zip(big, a)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r.csv"
+    assert _run(path, "--target", "y", "--output", out) == 0
+    printed = capsys.readouterr().out
+    assert "2 feature columns" in printed
+    assert "'big' holds whole numbers beyond 64 bits" in printed
+    ranking = pd.read_csv(out)
+    assert ranking["big"].dtype.kind == "f" and ranking["big"].min() >= 1e25
