@@ -12,7 +12,8 @@ def _axes(ax):
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - optional
         raise ImportError("plotting needs matplotlib: pip install 'skinfluence[examples]'") from exc
-    return plt.subplots(figsize=(4.5, 4.5))[1]
+    # constrained: a saved figure keeps its axis labels (savefig cut the y label off)
+    return plt.subplots(figsize=(4.5, 4.5), layout="constrained")[1]
 
 
 def plot_retraining(result, kind="remove", ax=None):
@@ -45,6 +46,7 @@ def plot_retraining(result, kind="remove", ax=None):
     ax.plot([-lim, lim], [-lim, lim], color="grey", lw=1)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
+    ax.locator_params(nbins=5)  # tick labels such as -0.015 ran together
     ax.set_xlabel("actual change in test loss (retrained)")
     label = {"remove": "influence", "newton": "Newton estimate"}.get(kind, kind)
     ax.set_ylabel(f"predicted change ({label})")

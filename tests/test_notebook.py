@@ -390,6 +390,37 @@ def test_retraining_arguments(fitted):
         plot_retraining(None)
 
 
+@pytest.mark.parametrize("scale", [1e-2, 1.0])
+def test_saved_retraining_figure_keeps_its_labels_and_ticks_apart(scale):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skinfluence.plotting import plot_retraining
+
+    class Result:  # the two attributes the plot reads, at the scale of small losses
+        actual = scale * np.linspace(-1.5, 1.2, 12)
+        predicted = {"remove": 0.9 * actual}
+
+        def pearson(self, kind):
+            return 1.0
+
+    ax = plot_retraining(Result())
+    fig = ax.figure
+    fig.canvas.draw()
+    box = fig.bbox
+    renderer = fig.canvas.get_renderer()
+    for label in (ax.xaxis.label, ax.yaxis.label, ax.title):
+        extent = label.get_window_extent(renderer)
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, label.get_text()
+        assert box.y0 <= extent.y0 and extent.y1 <= box.y1, label.get_text()
+    ticks = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels()
+                    if t.get_text()), key=lambda e: e.x0)
+    assert all(a.x1 < b.x0 for a, b in zip(ticks, ticks[1:]))  # no tick labels overlap
+    plt.close(fig)
+
+
 def test_unsupported_final_step_is_named_before_data_is_asked_for():
     from sklearn.ensemble import RandomForestClassifier
 
