@@ -6,7 +6,12 @@ pandas objects whose index / columns are the rows' own labels: the index of the
 training DataFrame (or of ``y`` when it is a Series), else the positions.
 """
 
+import warnings
+from collections import Counter
+
 import numpy as np
+
+from ._utils import user_stacklevel
 
 __all__ = [
     "index_of", "row_labels", "label_vector", "label_matrix", "param_names",
@@ -220,36 +225,44 @@ def check_test_rows(X, y=None):
 
 
 def _check_aligned(X, other, name):
-    """Refuse ``other`` (a labelled vector) whose rows carry other labels than X's.
+    """Refuse ``other`` (a labelled vector) whose index holds X's labels in another
+    order, and warn when it holds other labels.
 
-    Rows are matched by position, as in scikit-learn; when both carry their own
-    labels and these differ (``y`` shuffled, or sliced apart from ``X``), that
-    would pair rows with other rows' values. A default ``RangeIndex`` on either
-    side (``pd.Series(array)``, ``pd.DataFrame(scaler.fit_transform(X))``) labels
-    nothing and is matched by position.
+    Rows are matched by position, as in scikit-learn. The same labels in another
+    order (``y`` shuffled apart from ``X``) would pair rows with other rows' values;
+    other labels may be a slice taken apart from X's (``X[:5]``, ``y[5:10]``) or a
+    pairing by position on purpose (a lag, a re-indexed frame), so they are named
+    in a warning. A default ``RangeIndex`` on either side (``pd.Series(array)``,
+    ``pd.DataFrame(scaler.fit_transform(X))``) labels nothing.
     """
     check_same_labels(index_of(X), index_of(other) if other is not None else None, name,
                       f"align them first, e.g. {name}.loc[X.index], or pass "
                       f"{name}.to_numpy() to pair them by position")
 
 
-def check_same_labels(x_index, o_index, name, hint):
-    """Refuse row labels ``o_index`` (of ``name``) that differ from X's ``x_index``
-    when both are labels of their own (see :func:`_check_aligned`)."""
+def check_same_labels(x_index, o_index, name, hint, stacklevel=None):
+    """Refuse row labels ``o_index`` (of ``name``) that are X's ``x_index`` in another
+    order, and warn when they are other labels (see :func:`_check_aligned`)."""
     if x_index is None or o_index is None or len(x_index) != len(o_index):
         return
-    if x_index.equals(o_index) or _positional(x_index) or _positional(o_index):
+    if _positional(x_index) or _positional(o_index) or x_index.equals(o_index):
         return
-    if x_index.sort_values().equals(o_index.sort_values()):
+    xs, os_ = np.asarray(x_index, dtype=object), np.asarray(o_index, dtype=object)
+    if getattr(x_index, "nlevels", 1) == getattr(o_index, "nlevels", 1) and \
+            np.array_equal(xs, os_):  # the same labels in other dtypes (Int64, int64)
+        return
+    if Counter(xs.tolist()) == Counter(os_.tolist()):
         raise ValueError(
             f"{name}'s index holds the same labels as X's in another order; rows are matched "
             f"by position, so {hint}."
         )
-    differ = [(a, b) for a, b in zip(x_index, o_index) if a != b][:2]
+    differ = [(a, b) for a, b in zip(xs.tolist(), os_.tolist()) if a != b][:2]
     shown = ", ".join(f"X row {a!r} with {name} row {b!r}" for a, b in differ)
-    raise ValueError(
-        f"{name}'s index does not match X's: rows are matched by position, which would pair "
-        f"{shown}; {hint}."
+    warnings.warn(
+        f"{name}'s index does not match X's: rows are matched by position, pairing {shown}; "
+        f"if that is not meant, {hint}.",
+        UserWarning,
+        stacklevel=stacklevel or user_stacklevel(),
     )
 
 

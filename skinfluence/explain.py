@@ -131,8 +131,7 @@ def _check_kept_rows(model, preprocessor, X=None, y=None):
             )
         # a pipeline's final step saw X as an array and took the row labels from y
         check_same_labels(index_of(X), model._fit_index, "the fitted y",
-                          "each row was fitted with another row's label: refit with y "
-                          "aligned to X, e.g. y.loc[X.index]")
+                          "refit with y aligned to X, e.g. y.loc[X.index]")
     if y is not None and model._fit_y is not None and not np.array_equal(
             np.asarray(y).ravel(), np.asarray(model._fit_y).ravel()):
         raise ValueError(
