@@ -327,6 +327,14 @@ class SmoothHinge(Loss):
         t = self.t
         return anp.sum(t * anp.logaddexp(0.0, (1.0 - Y * F) / t), axis=1)
 
+    def absent_classes(self, Y):
+        # the smoothed hinge never goes flat: like the log loss, it keeps falling
+        if Y.shape[1] == 1:
+            y = np.ravel(Y)
+            return [c for c, present in enumerate((np.any(y < 0), np.any(y > 0)))
+                    if not present]
+        return list(np.flatnonzero(~np.any(Y > 0, axis=0)))
+
     def value_change(self, Y, F0, dF):
         t, out = self.t, 0.0
         for k in range(dF.shape[0]):  # a loop over outputs

@@ -360,3 +360,25 @@ def test_approx_cross_val_predict_steps_are_damped_and_converge(cancer):
         surrogate_loo = surrogate.approx_cross_val_predict("decision_function",
                                                            cv=LeaveOneOut())
     np.testing.assert_allclose(surrogate_loo, surrogate.loo_decision_function(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [lambda: SmoothHingeSVC(tol=1e-8),
+                                  lambda: RBFSmoothHingeSVC(tol=1e-8, gamma=0.5)],
+                         ids=["linear", "rbf"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_a_class_with_no_weight_is_refused(make, n_classes):
+    """The smoothed hinge never goes flat, so a class with no weight sends its
+    unpenalised intercept away (self-influence reached 4e37): no finite optimum."""
+    from skinfluence import SingularHessianError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.arange(60) % n_classes
+    w = (y != 0).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X, y, sample_weight=w)
+    with pytest.raises(SingularHessianError, match="has class 0: with an unpenalised"):
+        est.self_influence()
+    every = make().fit(X, y, sample_weight=np.where(y == 0, 1e-3, 1.0))
+    assert np.all(np.isfinite(every.self_influence()))
