@@ -429,7 +429,8 @@ def _wide_integers(df, skip):
         if name in skip or col.dtype != object:
             continue
         present = col.dropna()
-        if len(present) and all(isinstance(v, int) for v in present):
+        if len(present) and all(isinstance(v, int) and not isinstance(v, bool)
+                                for v in present) and any(abs(v) >= 2**63 for v in present):
             df[name] = col.astype(float)
             wide.append(name)
     return wide
@@ -911,7 +912,7 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         _check_numeric(y, target, model, rows)
     task = _resolve_task(y, target, task)
     if task == "classification" and y.dtype.kind == "f" and (y % 1 != 0).any():
-        y = y.map("{:g}".format)  # classes named as written ("1.5"); floats are no labels
+        y = y.map(lambda v: repr(float(v)))  # classes named by the shortest exact text
     task, model = _resolve_model(task, model)
     if task == "regression":
         _check_domain(y, target, model, rows)

@@ -637,6 +637,10 @@ def test_fractional_numbers_as_classes_when_asked(tmp_path, capsys):
     assert _run(path, "--target", "score", "--output", tmp_path / "t.csv") == 0
     numbers, text = pd.read_csv(out), pd.read_csv(tmp_path / "t.csv")
     assert set(numbers["predicted"].astype(str)) <= {"1.5", "2.5"}
+    # values that differ in the 7th digit stay two classes
+    df.assign(score=df.score.map({1.5: 0.1234561, 2.5: 0.1234562})).to_csv(path, index=False)
+    assert _run(path, "--target", "score", "--task", "classification", "--output", out) == 0
+    assert set(pd.read_csv(out)["predicted"]) <= {0.1234561, 0.1234562}
     np.testing.assert_allclose(np.sort(np.abs(numbers["self_influence"])),
                                np.sort(np.abs(text["self_influence"])), rtol=1e-6)
 
@@ -657,3 +661,9 @@ def test_whole_numbers_beyond_64_bits_are_numbers_with_a_note(tmp_path, capsys):
     assert "'big' holds whole numbers beyond 64 bits" in printed
     ranking = pd.read_csv(out)
     assert ranking["big"].dtype.kind == "f" and ranking["big"].min() >= 1e25
+    # True/False with blanks (bools are ints to Python) are not taken for wide numbers
+    lines = ["flag,a,y"] + [f"{['True', 'False', ''][i % 3]},{v:.4f},{int(v > 0)}"
+                            for i, v in enumerate(a)]
+    path.write_text("\n".join(lines) + "\n")
+    assert _run(path, "--target", "y") == 0
+    assert "beyond 64 bits" not in capsys.readouterr().out
