@@ -240,7 +240,7 @@ def _check_aligned(X, other, name):
                       f"{name}.to_numpy() to pair them by position")
 
 
-def check_same_labels(x_index, o_index, name, hint, stacklevel=None):
+def check_same_labels(x_index, o_index, name, hint):
     """Refuse row labels ``o_index`` (of ``name``) that are X's ``x_index`` in another
     order, and warn when they are other labels (see :func:`_check_aligned`)."""
     if x_index is None or o_index is None or len(x_index) != len(o_index):
@@ -262,7 +262,7 @@ def check_same_labels(x_index, o_index, name, hint, stacklevel=None):
         f"{name}'s index does not match X's: rows are matched by position, pairing {shown}; "
         f"if that is not meant, {hint}.",
         UserWarning,
-        stacklevel=stacklevel or user_stacklevel(),
+        stacklevel=user_stacklevel(),
     )
 
 

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from autograd import elementwise_grad, grad
+from autograd import grad
 from sklearn.base import clone
 
 from skinfluence import (

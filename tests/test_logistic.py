@@ -1,6 +1,5 @@
 """InfluenceLogisticRegression: drop-in behaviour and exactness of influence."""
 
-import pickle
 import warnings
 
 import numpy as np

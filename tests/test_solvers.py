@@ -18,7 +18,6 @@ from skinfluence import (InfluenceLogisticRegression, InfluenceRidge, RBFSmoothH
 from skinfluence.solvers import (
     CGSolver,
     ConjugateGradient,
-    Direct,
     DirectSolver,
     LiSSA,
     LissaSolver,
