@@ -35,7 +35,8 @@ class FlipSet:
         Their labels (the training DataFrame's index, or positions).
     quantity : str
         What was flipped: ``"prediction"`` (the decision value, or for several
-        classes the margin of the predicted class over the runner-up) or
+        classes the margin of the class predicted at the fitted model over the
+        best other class, negative once another class is predicted) or
         ``"coef[<name>]"``.
     value_before, value_after : float
         The quantity at the fitted model and after refitting without ``rows``.
@@ -71,8 +72,11 @@ class FlipSet:
     _n_train: int = field(default=0, repr=False)
 
 
-def _quantity(ex, x_test, coef):
-    """``(value, removal influence of every row, name)`` at the explanation's model."""
+def _quantity(ex, x_test, coef, predicted=None):
+    """``(value, removal influence of every row, name, predicted class)`` at the
+    explanation's model. For several classes the value is the margin of the class
+    ``predicted`` at the fitted model (its position in ``classes_``) over the best
+    other class, so that it turns negative when another class overtakes it."""
     model = ex.model_
     if coef is None:
         if not hasattr(model, "classes_"):
@@ -93,13 +97,17 @@ def _quantity(ex, x_test, coef):
         dF = ex.influence_on_prediction(x_test, kind="remove",
                                         response_method="decision_function")
         if F.shape[1] == 1 and dF.ndim == 2:  # binary: the decision value
-            return float(F[0, 0]), dF[0], "prediction"
+            return float(F[0, 0]), dF[0], "prediction", None
         F, dF = F.reshape(-1), dF[0]
-        top, runner = np.argsort(F)[::-1][:2]  # the margin of the predicted class
-        return float(F[top] - F[runner]), dF[:, top] - dF[:, runner], "prediction"
+        top = int(np.argmax(F)) if predicted is None else predicted
+        runner = int(np.argmax(np.where(np.arange(F.size) == top, -np.inf, F)))
+        return float(F[top] - F[runner]), dF[:, top] - dF[:, runner], "prediction", top
     names = list(ex.parameter_names())
     if isinstance(coef, str) and coef not in names:
         raise ValueError(f"coef {coef!r} is not a parameter; the parameters are {names}.")
+    if not isinstance(coef, (str, int, np.integer)) or isinstance(coef, bool):
+        raise ValueError(f"coef must be a parameter name or an integer position; got "
+                         f"{coef!r}.")
     j = names.index(coef) if isinstance(coef, str) else int(coef)
     if not 0 <= j < len(names):
         raise ValueError(f"coef must be a parameter name or position 0 .. {len(names) - 1}.")
@@ -109,7 +117,8 @@ def _quantity(ex, x_test, coef):
     S = state.solve_many(e[:, None])
     theta = np.r_[np.ravel(state.Theta[:, :state.d]),
                   state.Theta[:, state.d] if state.intercept else []]
-    return float(theta[j]), model._train_dot(state, S, "remove")[0], f"coef[{names[j]}]"
+    return (float(theta[j]), model._train_dot(state, S, "remove")[0], f"coef[{names[j]}]",
+            None)
 
 
 @warns_once_per_call
@@ -147,7 +156,7 @@ def smallest_flip_set(fitted, x_test=None, *, coef=None, max_fraction=0.1, max_r
         raise ValueError(f"max_refits must be a positive integer; got {max_refits!r}.")
     n = ex.n_train_
     limit = max(1, int(np.floor(max_fraction * n)))
-    value0, change0, name = _quantity(ex, x_test, coef)
+    value0, change0, name, predicted = _quantity(ex, x_test, coef)
     if value0 == 0:
         raise ValueError(f"The {name} is exactly 0: there is no sign to flip.")
     sign = np.sign(value0)
@@ -170,7 +179,7 @@ def smallest_flip_set(fitted, x_test=None, *, coef=None, max_fraction=0.1, max_r
         removed.extend(int(i) for i in candidates[:k])
         weights[candidates[:k]] = 0.0
         model = ex._refit(weights)
-        value, change, _ = _quantity(model, x_test, coef)
+        value, change, _, _ = _quantity(model, x_test, coef, predicted)
         history.append({"removed": len(removed), "value": value})
         if np.sign(value) != sign or len(removed) >= limit:
             break
@@ -185,7 +194,7 @@ def smallest_flip_set(fitted, x_test=None, *, coef=None, max_fraction=0.1, max_r
             w = weights.copy()
             w[rows[mid:]] = 1.0 if ex.model_._fit_sample_weight is None \
                 else ex.model_._fit_sample_weight[rows[mid:]]
-            trial, _, _ = _quantity(ex._refit(w), x_test, coef)
+            trial, _, _, _ = _quantity(ex._refit(w), x_test, coef, predicted)
             history.append({"removed": mid, "value": trial})
             if np.sign(trial) != sign:
                 hi, value = mid, trial

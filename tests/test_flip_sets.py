@@ -65,3 +65,29 @@ def test_flip_sets_name_the_rows_of_a_pipeline(cancer):
         smallest_flip_set(pipe, coef="nope")
     with pytest.raises(ValueError, match="max_fraction"):
         smallest_flip_set(pipe, test.iloc[[t]], max_fraction=0)
+    with pytest.raises(ValueError, match="integer position; got 1.7"):
+        smallest_flip_set(pipe, coef=1.7)  # was read as parameter 1
+
+
+@pytest.mark.parametrize("n_classes", [3, 5])
+def test_multiclass_flip_sets_are_confirmed_by_a_refit(n_classes):
+    """The margin of the class predicted at the fit over the best other class turns
+    negative when another class wins; measured as the new winner's lead it never did,
+    and no flip was ever confirmed (26 rows removed where one flips it)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(120, 5, n_informative=4, n_redundant=0,
+                               n_classes=n_classes, n_clusters_per_class=1, class_sep=0.6,
+                               random_state=5)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X[:100], y[:100])
+    F = np.sort(clf.decision_function(X[100:]), axis=1)
+    j = 100 + int(np.argmin(F[:, -1] - F[:, -2]))  # the closest call
+    res = smallest_flip_set(clf, X[j:j + 1], max_fraction=0.3)
+    assert res.confirmed and res.size <= 3 and res.value_after < 0 < res.value_before
+    before = clf.predict(X[j:j + 1])[0]
+    refit = _refit_without(clf, X[:100], y[:100], res.rows)
+    assert refit.predict(X[j:j + 1])[0] != before
+    scores = refit.decision_function(X[j:j + 1])[0]
+    k = list(clf.classes_).index(before)
+    np.testing.assert_allclose(res.value_after, scores[k] - np.delete(scores, k).max(),
+                               rtol=1e-6)
