@@ -268,7 +268,6 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     -------
     ndarray of shape (n_train, K)
     """
-    from sklearn.base import is_classifier
     from sklearn.model_selection import check_cv
 
     auto = isinstance(newton_steps, str) and newton_steps == "auto"
@@ -293,7 +292,8 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
             "sklearn.model_selection.cross_val_predict."
         )
     y = est._fit_y
-    splitter = check_cv(5 if cv is None else cv, y, classifier=is_classifier(est))
+    # a scikit-learn classifier read by explain() is wrapped: its classes_ say what it is
+    splitter = check_cv(5 if cv is None else cv, y, classifier=hasattr(est, "classes_"))
     n, K, D, P = state.n, state.K, state.D, state.P
     model, op, ident = state.model, state.op, IdentityFeatures()
     H_full = state.hessian()
@@ -310,7 +310,24 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
         if groups.shape[:1] != (n,):
             raise ValueError(f"groups has {len(groups)} entries for {n} training rows; "
                              "pass one group label per training row, in fit order.")
-    folds = [np.asarray(fold) for _, fold in splitter.split(np.zeros((n, 1)), y, groups)]
+    pairs = [(np.asarray(train), np.asarray(fold))
+             for train, fold in splitter.split(np.zeros((n, 1)), y, groups)]
+    folds = [fold for _, fold in pairs]
+    for j, (train, fold) in enumerate(pairs):
+        for name, idx in (("test", fold), ("training", train)):
+            integer = idx.dtype.kind in "iu"
+            bad = idx[(idx < 0) | (idx >= n)] if integer else idx
+            if bad.size:
+                raise ValueError(
+                    f"Fold {j}'s {name} rows are not positions 0 .. {n - 1} of the "
+                    f"{n} training rows: {bad[:3].tolist()}.")
+        if train.size + fold.size != n or np.intersect1d(train, fold).size \
+                or np.unique(train).size != train.size:
+            raise ValueError(
+                f"Fold {j} trains on {train.size} rows, not on the {n - fold.size} outside "
+                "its test fold: approx_cross_val_predict steps from the full fit to each "
+                "fold's refit on all the other rows (KFold-like splitters); use such a "
+                "splitter, or sklearn's cross_val_predict for other training sets.")
     covered = np.bincount(np.concatenate(folds).astype(np.intp), minlength=n) if folds else \
         np.zeros(n, dtype=np.intp)
     if covered.shape[0] != n or np.any(covered != 1):

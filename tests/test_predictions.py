@@ -379,3 +379,31 @@ def test_one_output_loo_by_leverages_equals_the_newton_steps(cancer, diabetes):
         refit = LinearRegression().fit(Xl[keep], yd[:60][keep])
         np.testing.assert_allclose(loo[i], refit.predict(Xl[i:i + 1])[0], rtol=1e-7)
 
+
+
+def test_folds_of_explained_classifiers_are_stratified_and_training_sets_checked():
+    """A scikit-learn classifier read by explain() gets StratifiedKFold for cv=int, as
+    cross_val_predict (it got KFold: 0.25 off in probabilities on class-sorted rows);
+    explicit (train, test) pairs whose training rows are not the rest are refused
+    (the train halves were ignored), and out-of-range rows are named."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, n_classes=3,
+                               n_clusters_per_class=1, random_state=0)
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    lr = LogisticRegression(tol=1e-10).fit(X, y)
+    approx = explain(lr, X, y).approx_cross_val_predict("predict_proba", 5,
+                                                        newton_steps="auto")
+    refits = cross_val_predict(LogisticRegression(tol=1e-10), X, y, cv=5,
+                               method="predict_proba")
+    np.testing.assert_allclose(approx, refits, atol=1e-6)
+    clf = InfluenceLogisticRegression().fit(X[:30], y[:30])
+    idx = np.random.default_rng(0).permutation(30)
+    halves = [(idx[15:], idx[:15]), (idx[:15], idx[15:])]
+    _ = clf.approx_cross_val_predict("predict_proba", halves, newton_steps="auto")  # accepted
+    with pytest.raises(ValueError, match="Fold 0 trains on 10 rows, not on the 15"):
+        clf.approx_cross_val_predict("predict_proba", [(idx[20:], idx[:15]), halves[1]])
+    with pytest.raises(ValueError, match=r"Fold 1's test rows .* 0 \.\. 29 .*\[30, 31"):
+        clf.approx_cross_val_predict("predict_proba", [halves[0], (idx[:15], np.arange(15, 35))])
