@@ -21,12 +21,14 @@ __all__ = ["find_label_issues", "confident_learning_issues"]
 def confident_learning_issues(labels, pred_probs):
     """Rows whose confidently predicted class differs from their label.
 
-    The off-diagonal of confident learning's *confident joint*: with per-class
-    thresholds ``t_k`` = the mean predicted probability of class ``k`` over the
-    rows labelled ``k``, a row's confident class is its most probable class
-    among those whose probability reaches their threshold; the row is an issue
-    when that class exists and is not its label (cleanlab's
-    ``filter_by="confident_learning"``).
+    The off-diagonal of confident learning's *confident joint*, as cleanlab's
+    ``find_label_issues(filter_by="confident_learning")`` computes it: with
+    per-class thresholds ``t_k`` = the mean predicted probability of class ``k``
+    over the rows labelled ``k``, a row is confident in the classes whose
+    probability reaches their threshold (to 1e-6); its guessed class is that
+    class, or its most probable class when it is confident in several; the row is
+    an issue when the guess is not its label -- unless its label is its most
+    probable class (to 1e-6), cleanlab's last step.
 
     Parameters
     ----------
@@ -43,13 +45,22 @@ def confident_learning_issues(labels, pred_probs):
     """
     labels = np.asarray(labels)
     P = np.asarray(pred_probs, dtype=float)
-    K = P.shape[1]
+    n, K = P.shape
     known = np.isfinite(P).all(axis=1)  # rows without an answer (NaN) are no issue
     thresholds = np.array([P[known & (labels == k), k].mean()
                            if np.any(known & (labels == k)) else np.inf for k in range(K)])
-    above = (P >= thresholds[None, :]) & known[:, None]
-    confident = np.argmax(np.where(above, P, -np.inf), axis=1)
-    return above.any(axis=1) & (confident != labels)
+    Pk = np.where(known[:, None], P, 0.0)
+    above = (Pk >= thresholds[None, :] - CL_FUZZ) & known[:, None]
+    count = above.sum(axis=1)
+    guess = np.where(count > 1, np.argmax(Pk, axis=1), np.argmax(above, axis=1))
+    bumped = Pk.copy()
+    bumped[np.arange(n), labels] += CL_FUZZ
+    label_is_predicted = np.argmax(bumped, axis=1) == labels
+    return (count > 0) & (guess != labels) & ~label_is_predicted
+
+
+#: cleanlab's tolerance in its threshold and prediction comparisons.
+CL_FUZZ = 1e-6
 
 
 @warns_once_per_call

@@ -54,6 +54,23 @@ def test_issue_set_is_cleanlabs_confident_learning_filter():
     np.testing.assert_array_equal(
         confident_learning_issues(y, probs),
         cleanlab.find_label_issues(y, probs, filter_by="confident_learning"))
+    # cleanlab's details: a row confident in several classes takes its most probable
+    # class, and a row whose label is its most probable class is no issue (row 0)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    P = np.array([[.46, .40, .14], [.9, .05, .05], [.3, .4, .3], [.3, .4, .3],
+                  [.1, .1, .8], [.1, .1, .8]])
+    np.testing.assert_array_equal(confident_learning_issues(labels, P),
+                                  cleanlab.find_label_issues(labels, P,
+                                                             filter_by="confident_learning"))
+    rng = np.random.default_rng(0)  # and on many random tables with 2 to 10 classes
+    for K in (2, 3, 5, 10):
+        for _ in range(20):
+            labels = rng.integers(0, K, 200)
+            labels[:K] = np.arange(K)
+            P = rng.dirichlet(np.full(K, 0.7), 200)
+            np.testing.assert_array_equal(
+                confident_learning_issues(labels, P),
+                cleanlab.find_label_issues(labels, P, filter_by="confident_learning"))
 
 
 def test_group_folds_take_groups(cancer):
