@@ -67,8 +67,11 @@ def aggregate_influence(fitted, X_test, y_test, *, kind="remove", as_frame=False
     model = ex.model_
     model._check_kind(kind)
     state = model._state()
-    S = state.solve_many(_summed_test_gradient(ex, state, X_test, y_test)[:, None])
-    out = model._train_dot(state, S, kind)[0]
+    if getattr(state, "is_dask", False):  # lazy blocks of the (m, n) matrix, summed: n floats
+        out = np.asarray(ex.influence_on_loss(X_test, y_test, kind=kind).sum(axis=0).compute())
+    else:
+        S = state.solve_many(_summed_test_gradient(ex, state, X_test, y_test)[:, None])
+        out = model._train_dot(state, S, kind)[0]
     return label_vector(out, ex.train_index_, f"influence_{kind}") if as_frame else out
 
 

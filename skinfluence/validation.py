@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import pearsonr
 
+from ._dask import is_dask
 from ._utils import warns_once_per_call
 
 __all__ = ["RetrainingResult", "retrain_without", "refit_with_weights", "progress_bar"]
@@ -95,7 +96,7 @@ class RetrainingResult:
 
 @warns_once_per_call
 def retrain_without(
-    fitted, X_test, y_test, indices=None, *, top=50, kinds=("remove", "newton"),
+    fitted, X_test, y_test, indices=None, *, top=50, kinds=None,
     progress=False,
 ):
     """Retrain without each training point and compare with influence.
@@ -118,8 +119,9 @@ def retrain_without(
         the ``top`` rows with the largest first-order influence summed over the
         test points.
     top : int, default=50
-    kinds : tuple of {"remove", "newton"}
-        Which predictions to report next to the actual changes.
+    kinds : tuple of {"remove", "newton"}, default=None
+        Which predictions to report next to the actual changes; None: both, or
+        ``("remove",)`` for a model fitted on a dask array (no Newton steps there).
     progress : bool, default=False
         Show a progress bar over the refits (needs tqdm).
 
@@ -133,13 +135,18 @@ def retrain_without(
     ex = as_explanation(fitted)
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
         raise ValueError(f"top must be a positive integer; got {top!r}.")
+    lazy = is_dask(ex.model_._fit_X)
+    if kinds is None:
+        kinds = ("remove",) if lazy else ("remove", "newton")
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     predicted = {k: ex.influence_on_loss(X_test, y_test, kind=k) for k in kinds}
     if indices is None:
         first = predicted.get("remove")
         if first is None:
             first = ex.influence_on_loss(X_test, y_test, kind="remove")
-        indices = np.argsort(-np.abs(first).sum(axis=0), kind="stable")[:top]
+        totals = np.abs(first).sum(axis=0)
+        totals = np.asarray(totals.compute() if lazy else totals)  # n floats
+        indices = np.argsort(-totals, kind="stable")[:top]
     indices = positions_of(indices, ex.train_index_, ex.n_train_, "indices")
     if indices.size == 0:
         raise ValueError("indices is empty; pass at least one training row to remove.")
@@ -154,7 +161,7 @@ def retrain_without(
     test_index = index_of(X_test, y_test, n=len(base))
     return RetrainingResult(
         indices=indices, actual=actual,
-        predicted={k: v[:, indices] for k, v in predicted.items()},
+        predicted={k: np.asarray(v[:, indices]) for k, v in predicted.items()},
         labels=row_labels(ex.train_index_, indices),
         test_labels=row_labels(test_index, np.arange(len(base))),
     )
