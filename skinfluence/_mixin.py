@@ -1813,8 +1813,9 @@ default="auto"
         log = method == "predict_log_proba"  # as cross_val_predict accepts
         check_response_method("predict_proba" if log else method, spell)  # before the folds
         model = self._influence_model()
-        if log:  # refused, as predict_proba would be, before the folds' work
-            respond(self, model, np.zeros((1, model.coef.shape[0])), "predict_proba", spell)
+        # a method the model has no answer for is refused before the folds' work
+        respond(self, model, np.zeros((1, model.coef.shape[0])),
+                "predict_proba" if log else method, spell)
         F = cross_val_outputs(self, cv, groups=groups, newton_steps=newton_steps)
         out = log_probabilities(model, F) if log else respond(self, model, F, method, spell)
         return self._labelled_predictions(out, f"cv_{method}") if as_frame else out

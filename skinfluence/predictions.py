@@ -41,7 +41,7 @@ from .curvature import (
     row_chunks,
 )
 from .features import IdentityFeatures
-from .losses import LogLoss, SoftmaxLoss
+from .losses import LogLoss, OneVsRestLogLoss, SoftmaxLoss
 from .solvers import AUTO_DIRECT_MAX_PARAMS, DirectSolver
 
 __all__ = [
@@ -85,8 +85,16 @@ def response_function(est, model, response_method, spell=_as_argument):
         else:
             response_method = "decision_function"
     if response_method == "predict_proba":
-        if classifier and type(loss) is LogLoss:  # P(classes_[1])
+        if classifier and (type(loss) is LogLoss or type(loss) is OneVsRestLogLoss
+                           and model.coef.shape[0] == 1):  # P(classes_[1])
             return (lambda F: 1.0 / (1.0 + anp.exp(-F))), True
+        if classifier and type(loss) is OneVsRestLogLoss:
+            # scikit-learn's one-vs-rest probabilities (SGDClassifier(loss="log_loss")):
+            # the classes' sigmoids, normalised to sum to 1
+            def ovr(F):
+                p = 1.0 / (1.0 + anp.exp(-F))
+                return p / anp.sum(p, axis=-1, keepdims=True)
+            return ovr, False
         if classifier and type(loss) is SoftmaxLoss:
             return (lambda F: anp.exp(F - anp.max(F, axis=-1, keepdims=True))
                     / anp.sum(anp.exp(F - anp.max(F, axis=-1, keepdims=True)), axis=-1,
@@ -536,9 +544,12 @@ def log_probabilities(model, F):
     from scipy.special import logsumexp
 
     with np.errstate(invalid="ignore"):  # rows without an answer stay NaN, said once
-        if type(model.loss) is LogLoss:
+        if F.shape[1] == 1:  # one output: the log-odds of classes_[1]
             return np.column_stack([-np.logaddexp(0.0, F[:, 0]),
                                     -np.logaddexp(0.0, -F[:, 0])])
+        if type(model.loss) is OneVsRestLogLoss:  # normalised one-vs-rest sigmoids
+            log_p = -np.logaddexp(0.0, -F)
+            return log_p - logsumexp(log_p, axis=1, keepdims=True)
         return F - logsumexp(F, axis=1, keepdims=True)
 
 

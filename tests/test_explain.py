@@ -125,6 +125,35 @@ def test_explain_sgd_log_loss_matches_oracle_and_reports_stationarity(cancer):
     assert not ex.stationarity().is_stationary
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_sgd_log_loss_probabilities_are_scikit_learns(n_classes):
+    """SGDClassifier(loss="log_loss") has predict_proba (one-vs-rest sigmoids, normalised
+    for several classes): the library's probabilities at the fit equal it, and the
+    approximate out-of-fold ones are probabilities (they were refused)."""
+    from sklearn.datasets import make_classification
+
+    from skinfluence.predictions import respond
+
+    X, y = make_classification(200, 5, n_informative=4, n_redundant=0,
+                               n_classes=n_classes, random_state=0)
+    sgd = SGDClassifier(loss="log_loss", alpha=1e-2, max_iter=50, tol=None,
+                        random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SGD stops short of the optimum: said elsewhere
+        ex = explain(sgd, X, y)
+        model = ex.model_
+        F = sgd.decision_function(X).reshape(len(y), -1)
+        np.testing.assert_allclose(respond(model, model._influence_model(), F,
+                                           "predict_proba"), sgd.predict_proba(X),
+                                   rtol=1e-12, atol=1e-15)
+        proba = ex.approx_cross_val_predict("predict_proba", newton_steps="auto")
+        log_proba = ex.approx_cross_val_predict("predict_log_proba", newton_steps="auto")
+        loo = ex.loo_predict_proba()
+    assert proba.shape == loo.shape == (len(y), n_classes)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(log_proba), proba, rtol=1e-10)
+
+
 def test_explain_pipeline_routes_rows(cancer):
     X, y, Xt, yt = cancer
     raw = X * 3.0 + 1.0  # anything the scaler undoes
