@@ -107,19 +107,24 @@ def label_vector(values, train_index, name):
                      copy=False)
 
 
-def label_matrix(values, index, columns, index_name="test_row", columns_name="train_row"):
+def label_matrix(values, index, columns, index_name="test_row", columns_name="train_row",
+                 train_index=None):
     """A DataFrame with labelled rows and columns (``None``: positions).
 
     By default rows are test rows and columns training rows, each named by
     their own labels. When both axes would carry the same name (test and
     training rows from one table with an index named ``passenger``), the
     training rows keep it and the test rows are ``test_passenger``, so that
-    ``stack().reset_index()`` works.
+    ``stack().reset_index()`` works. With columns of another kind (groups),
+    ``train_index`` names the test rows as in the tables that have both.
     """
     pd = _pandas()
     values = np.asarray(values)
     rows, cols = _axes(index, columns, values.shape[0], values.shape[1], index_name,
                        columns_name)
+    if train_index is not None:
+        rows = _axes(index, train_index, values.shape[0], len(train_index), index_name,
+                     "train_row")[0]
     return pd.DataFrame(values, index=rows, columns=cols, copy=False)
 
 

@@ -1568,7 +1568,8 @@ class InfluenceMixin:
         out = self._group_influence(X_test, y_test, groups, kind)
         if not as_frame:
             return out
-        return label_matrix(out, index_of(X_test, y_test), names, columns_name="group")
+        return label_matrix(out, index_of(X_test, y_test), names, columns_name="group",
+                            train_index=self._fit_index)
 
     def _group_influence(self, X_test, y_test, groups, kind):
         self._check_kind(kind, ("remove", "newton"))

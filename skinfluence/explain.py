@@ -531,7 +531,8 @@ class Explanation(BaseEstimator):
         if not as_frame:
             return out
         names = list(groups) if isinstance(groups, dict) else None
-        return label_matrix(out, self._test_index(X_test, y_test), names, columns_name="group")
+        return label_matrix(out, self._test_index(X_test, y_test), names, columns_name="group",
+                            train_index=self.train_index_)
 
     def _group_rows(self, groups):
         """Groups as positions, labels and masks resolved against this explanation's labels."""

@@ -171,6 +171,13 @@ def test_labelled_frames_match_the_arrays(fitted):
     groups = ex.group_influence_on_loss(X_test, y_test, {"female": (X.sex == "female")},
                                         as_frame=True)
     assert list(groups.columns) == ["female"]
+    # the test rows are named as in every table with training rows (they were
+    # 'passenger' here and 'test_passenger' there)
+    assert groups.index.name == frame.index.name == "test_passenger"
+    bare = objects["estimator"].group_influence_on_loss(
+        pre.transform(X_test), y_test, {"female": (X.sex == "female").to_numpy()},
+        as_frame=True)
+    assert bare.index.name == "test_passenger"  # labelled by y_test's index
     # the bare estimator labels its rows too: the pipeline handed it y's index
     direct = objects["estimator"].influence_on_loss(pre.transform(X_test), y_test, as_frame=True)
     assert list(direct.columns) == list(X.index) and list(direct.index) == list(X_test.index)
