@@ -212,6 +212,10 @@ def top_k(values, k=100, *, largest=True):
     -------
     indices, values : ndarrays of shape (k,), best first
     """
+    if getattr(values, "ndim", np.ndim(values)) != 1:
+        raise ValueError(f"top_k takes a 1-D array (one value per row); got shape "
+                         f"{getattr(values, 'shape', np.shape(values))}. Sum or pick a row "
+                         "first, e.g. influence.sum(axis=0).")
     if is_dask(values):
         import dask
         import dask.array as da

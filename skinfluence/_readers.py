@@ -248,7 +248,7 @@ def read_objective(est):
         if isinstance(est, cls):
             return reader(est)
     raise TypeError(
-        f"explain() cannot read the objective of a {type(est).__name__}; it supports "
+        f"explain() cannot read the objective of {type(est).__name__}; it supports "
         f"{SUPPORTED}. For other convex models use skinfluence's estimators "
         "(InfluenceLogisticRegression, InfluenceRidge, SmoothHingeSVC, RBFSmoothHingeSVC)."
     )

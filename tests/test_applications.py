@@ -410,3 +410,16 @@ def test_retrain_without_table_and_progress_bar(wine):
     direct = clone(clf).fit(X[keep], y[keep]).loss_values(Xt[:2], yt[:2]) - clf.loss_values(
         Xt[:2], yt[:2])
     np.testing.assert_allclose(res.actual[:, 0], direct, rtol=1e-6, atol=1e-10)
+
+
+def test_top_k_takes_one_value_per_row():
+    from skinfluence import top_k
+
+    values = np.array([0.5, -2.0, 3.0, 3.0, 1.0])
+    idx, vals = top_k(values, 3)
+    np.testing.assert_array_equal(idx, [2, 3, 4])  # ties in row order
+    np.testing.assert_array_equal(vals, values[idx])
+    idx, _ = top_k(values, 2, largest=False)
+    np.testing.assert_array_equal(idx, [1, 0])
+    with pytest.raises(ValueError, match=r"1-D array .* shape \(2, 5\).*sum\(axis=0\)"):
+        top_k(np.vstack([values, values]), 2)  # a bare IndexError before

@@ -433,7 +433,7 @@ def test_unsupported_final_step_is_named_before_data_is_asked_for():
 
     X, y = _table(60, 2)
     forest = make_pipeline(_preprocessing(), RandomForestClassifier(n_estimators=3)).fit(X, y)
-    with pytest.raises(TypeError, match="cannot read the objective of a RandomForest"):
+    with pytest.raises(TypeError, match="cannot read the objective of RandomForest"):
         sk.explain(forest)
 
 
