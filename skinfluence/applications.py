@@ -401,10 +401,12 @@ def label_audit(
     n = len(y)
     if fitted:
         ex = final
-        Xt, ones = ex.transform(X), np.ones(n)
+        # the rows it was fitted on keep the weights it was fitted with
+        Xt = ex.transform(X)
+        weights = _base_weights(ex.model_) if n == ex.n_train_ else np.ones(n)
 
         def fit(labels):
-            return ex._refit(ones, X=Xt, y=labels)
+            return ex._refit(weights, X=Xt, y=labels)
     else:
         def fit(labels):
             return explain(clone(estimator).fit(X, labels), X, labels)

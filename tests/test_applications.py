@@ -423,3 +423,21 @@ def test_top_k_takes_one_value_per_row():
     np.testing.assert_array_equal(idx, [1, 0])
     with pytest.raises(ValueError, match=r"1-D array .* shape \(2, 5\).*sum\(axis=0\)"):
         top_k(np.vstack([values, values]), 2)  # a bare IndexError before
+
+
+def test_label_audit_of_a_weighted_fit_refits_with_its_weights(cancer, monkeypatch):
+    from skinfluence.explain import Explanation
+
+    X, y, Xt, yt = cancer
+    w = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y, sample_weight=w)
+    seen, refit = [], Explanation._refit
+
+    def spy(self, weights, *args, **kwargs):
+        seen.append(np.array(weights))
+        return refit(self, weights, *args, **kwargs)
+
+    monkeypatch.setattr(Explanation, "_refit", spy)
+    label_audit(clf, X, y, Xt, yt, check_fractions=(0.0, 0.1), n_repeats=1,
+                rankings=("self_influence",), random_state=0)
+    assert seen and all(np.array_equal(s, w) for s in seen)  # np.ones(n) before
