@@ -266,6 +266,17 @@ def training_set_attack(
     if len(schedule) == 0:
         raise ValueError("schedule is empty; pass at least one list of ranks to attack.")
     ex = as_explanation(fitted)
+    if schedule is DEFAULT_SCHEDULE:  # fewer than 10 training rows: the ranks there are
+        schedule = [[r for r in ranks if r < ex.n_train_] for ranks in schedule]
+    outside = [r for ranks in schedule for r in np.atleast_1d(ranks)
+               if isinstance(r, bool) or not isinstance(r, (int, np.integer))
+               or not 0 <= r < ex.n_train_]
+    if outside:
+        shown = [r.item() if hasattr(r, "item") else r for r in outside[:3]]
+        raise ValueError(
+            f"schedule holds ranks {shown} outside 0 .. {ex.n_train_ - 1}: a rank "
+            f"names the training row with that place in the ranking of the "
+            f"{ex.n_train_} rows (0: the most influential).")
     if not hasattr(ex, "classes_"):
         raise ValueError(
             f"training_set_attack flips predicted classes; this "
@@ -291,7 +302,7 @@ def training_set_attack(
     history = []
     result = None
     for attempt, ranks in enumerate(schedule):
-        rows = [int(ranking[r]) for r in ranks if r < len(ranking)]
+        rows = [int(ranking[r]) for r in np.atleast_1d(ranks)]
         X = X0.copy()
         model = ex
         for it in progress_bar(range(1, max_steps + 1), progress, f"attack {attempt}"):

@@ -335,6 +335,13 @@ def test_training_set_attack_refuses_what_it_cannot_flip(cancer):
     # a regressor's prediction never equals its target: nothing to flip
     with pytest.raises(ValueError, match="regressor"):
         training_set_attack(InfluenceRidge().fit(X[:150], y[:150] * 1.0), Xt[:1], yt[:1])
+    # ranks beyond the training rows are refused (they were dropped, and max_steps
+    # refits that moved nothing came back as an empty attack); 8 rows take the default
+    with pytest.raises(ValueError, match=r"ranks \[150\] outside 0 \.\. 149"):
+        training_set_attack(clf, Xt[right], yt[right], schedule=[[0], [150]])
+    tiny = InfluenceLogisticRegression(C=0.1).fit(X[:8], np.r_[0, 1] .repeat(4))
+    ok = np.flatnonzero(tiny.predict(Xt) == yt)[:1]
+    assert training_set_attack(tiny, Xt[ok], yt[ok], max_steps=2) is not None
 
 
 def test_training_set_attack_on_a_table_warns_nothing(cancer):
