@@ -41,7 +41,7 @@ from .curvature import (
     row_chunks,
 )
 from .features import IdentityFeatures
-from .losses import LogLoss, OneVsRestLogLoss, SoftmaxLoss
+from .losses import LogLoss, Loss, OneVsRestLogLoss, SoftmaxLoss
 from .solvers import AUTO_DIRECT_MAX_PARAMS, DirectSolver
 
 __all__ = [
@@ -234,7 +234,34 @@ def loo_outputs(est):
         if "coef" in cache:  # not from a short-stopped solver: kept
             cache["loo_outputs"] = out.copy()
     _warn_unidentified(np.isnan(out).any(axis=1), "training rows have")
+    _no_refit_without_lonely_rows(est, state, out)
     return out
+
+
+def _no_refit_without_lonely_rows(est, state, out):
+    """NaN, with a warning, for the rows that alone carry their class's weight: without
+    them the class is absent and an unpenalised intercept has no optimum (the refit's
+    probability of that class runs to 0; one Newton step gave a finite number)."""
+    model = state.model
+    classes = getattr(est, "classes_", None)
+    y = getattr(est, "_fit_y", None)
+    if classes is None or y is None or model.intercept is None or \
+            model.intercept_penalty != 0 or float(getattr(est, "damping", 0.0)) != 0 or \
+            type(model.loss).absent_classes is Loss.absent_classes:
+        return
+    index = np.searchsorted(classes, np.asarray(y).ravel())
+    carried = np.bincount(index[state.s > 0], minlength=len(classes))
+    lonely = (state.s > 0) & (carried[index] == 1)
+    if lonely.any():
+        out[lonely] = np.nan
+        warnings.warn(
+            f"{int(lonely.sum())} training row(s) alone carry their class (positions "
+            f"{np.flatnonzero(lonely)[:5].tolist()}): fitted without them the class is "
+            "absent and has no finite intercept, so their leave-one-out predictions are "
+            "NaN. Add rows of that class, or a penalised intercept / damping.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 #: ``newton_steps="auto"`` steps until the fold objective's gradient stops decreasing

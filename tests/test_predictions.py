@@ -407,3 +407,21 @@ def test_folds_of_explained_classifiers_are_stratified_and_training_sets_checked
         clf.approx_cross_val_predict("predict_proba", [(idx[20:], idx[:15]), halves[1]])
     with pytest.raises(ValueError, match=r"Fold 1's test rows .* 0 \.\. 29 .*\[30, 31"):
         clf.approx_cross_val_predict("predict_proba", [halves[0], (idx[:15], np.arange(15, 35))])
+
+
+def test_leave_one_out_of_the_only_row_of_a_class_is_nan_and_said():
+    """Fitted without the one row of class 2, a model has no class 2 (the refit knows
+    two classes); one Newton step gave that row a finite 0.06 for it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.r_[np.zeros(20), np.ones(19), 2].astype(int)
+    clf = InfluenceLogisticRegression(**NEWTON).fit(X, y)
+    assert len(clone(clf).fit(X[:-1], y[:-1]).classes_) == 2
+    with pytest.warns(RuntimeWarning, match=r"alone carry their class \(positions \[39\]\)"):
+        proba = clf.loo_predict_proba()
+    assert np.isnan(proba[-1]).all() and np.isfinite(proba[:-1]).all()
+    # rows of the other classes still match their refits
+    refit = clone(clf).fit(X[1:], y[1:])
+    np.testing.assert_allclose(proba[0], refit.predict_proba(X[:1])[0], atol=0.02)
+    with pytest.warns(RuntimeWarning, match="alone carry"):
+        assert clf.loo_predict()[-1] is None
