@@ -100,7 +100,15 @@ def fit_dask(X, y, sample_weight, loss, targets, intercept, pen, Theta0, n, tol,
     blocks, _ = _blocks(X, y, sample_weight)
 
     def evaluate(Theta):
-        value, grad, H = _sum_pass(blocks, Theta, loss, targets, intercept)
+        with np.errstate(invalid="ignore"):  # a NaN in the data: said below, once
+            value, grad, H = _sum_pass(blocks, Theta, loss, targets, intercept)
+        if not (np.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(H))):
+            # read in the same pass: a NaN or inf in X, y or sample_weight (in memory,
+            # scikit-learn's check_array says so before the fit)
+            raise ValueError(
+                "Input X (or y, or sample_weight) contains NaN or infinity: the blockwise "
+                "pass over the dask array met a non-finite value. Impute or drop those "
+                "rows first, e.g. X[da.isfinite(X).all(axis=1)].")
         value = value / n + 0.5 * np.dot(pen, Theta.ravel() ** 2)
         grad = grad / n + pen.reshape(Theta.shape) * Theta
         H = H / n

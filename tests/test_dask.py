@@ -101,6 +101,17 @@ def test_rbf_on_dask_is_refused_clearly(cancer):
         RBFSmoothHingeSVC().fit(Xd, yd)
 
 
+def test_nan_in_a_dask_array_is_named(cancer):
+    X, y, _, _ = cancer
+    X = X.copy()
+    X[5, 1] = np.nan
+    Xd, yd = _chunked(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from the pass either
+        with pytest.raises(ValueError, match="contains NaN or infinity.*Impute or drop"):
+            InfluenceLogisticRegression().fit(Xd, yd)  # scipy's "must not contain infs"
+
+
 def test_in_memory_only_methods_say_so(cancer):
     X, y, Xt, yt = cancer
     Xd, yd = _chunked(X, y)
