@@ -121,7 +121,7 @@ def find_label_issues(fitted, *, method="cv", cv=None, groups=None, newton_steps
     if not model._fitted_model().loss.probabilities:
         raise ValueError(
             f"find_label_issues ranks rows by their out-of-sample class probabilities "
-            f"(confident learning); a {model._user_name} "
+            f"(confident learning); {model._user_name} "
             "gives none it can differentiate. Use a logistic model, or rank rows by "
             "self_influence()."
         )

@@ -207,8 +207,11 @@ class OneVsRestLogLoss(Loss):
     """Sum over classes of binary logistic losses (one-vs-rest, as SGDClassifier).
 
     Two classes use one output (exactly :class:`LogLoss`); more use one output per
-    class with targets in {0, 1}.
+    class with targets in {0, 1}, and probabilities are the classes' sigmoids
+    normalised to sum to 1, as scikit-learn's ``predict_proba``.
     """
+
+    probabilities = True
 
     def n_outputs(self, n_classes):
         return 1 if n_classes == 2 else n_classes

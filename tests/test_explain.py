@@ -17,6 +17,7 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
+from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -152,6 +153,34 @@ def test_sgd_log_loss_probabilities_are_scikit_learns(n_classes):
     assert proba.shape == loo.shape == (len(y), n_classes)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(np.exp(log_proba), proba, rtol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        issues = skinfluence.find_label_issues(ex)  # it said SGD had no probabilities
+    own = proba[np.arange(len(y)), y]
+    np.testing.assert_allclose(np.sort(issues["self_confidence"]), np.sort(own), rtol=1e-10)
+
+
+def test_sgd_out_of_sample_predictions_say_they_hold_its_penalty_fixed():
+    """SGD weighs alpha against the mean loss of the rows it is fitted on: refits on
+    fewer rows weigh it more. The approximate predictions are those of refits with
+    the left-out rows' weights at 0 (C fixed), and say so."""
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import KFold
+
+    X, y = make_classification(80, 4, random_state=0)
+    alpha, n = 0.05, 80
+    sgd = SGDClassifier(loss="log_loss", alpha=alpha, max_iter=5, tol=None,
+                        random_state=0).fit(X, y)
+    exact = LogisticRegression(C=1 / (alpha * n), tol=1e-12, max_iter=1000).fit(X, y)
+    sgd.coef_, sgd.intercept_ = exact.coef_.copy(), exact.intercept_.copy()  # its optimum
+    ex = explain(sgd, X, y)
+    with pytest.warns(UserWarning, match="hold C = 1/\\(alpha n\\)"):
+        approx = ex.approx_cross_val_predict("predict_proba", KFold(5), newton_steps="auto")
+    held = cross_val_predict(LogisticRegression(C=1 / (alpha * n), tol=1e-12, max_iter=1000),
+                             X, y, cv=KFold(5), method="predict_proba")
+    np.testing.assert_allclose(approx, held, atol=1e-7)
+    with pytest.warns(UserWarning, match="leave-one-out predictions hold C"):
+        ex.loo_predict_proba()
 
 
 def test_explain_pipeline_routes_rows(cancer):

@@ -425,3 +425,15 @@ def test_leave_one_out_of_the_only_row_of_a_class_is_nan_and_said():
     np.testing.assert_allclose(proba[0], refit.predict_proba(X[:1])[0], atol=0.02)
     with pytest.warns(RuntimeWarning, match="alone carry"):
         assert clf.loo_predict()[-1] is None
+
+
+def test_leave_one_out_of_the_only_row_of_a_binary_class_is_nan_too():
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(2).normal(size=(40, 2))
+    y = np.where(np.arange(40) == 5, "pos", "neg")
+    for ex in (explain(LogisticRegression(tol=1e-12).fit(X, y), X, y),
+               InfluenceLogisticRegression(**NEWTON).fit(X, y)):
+        with pytest.warns(RuntimeWarning, match=r"alone carry their class \(positions \[5\]\)"):
+            proba = ex.loo_predict_proba()  # [0.989, 0.011] before
+        assert np.isnan(proba[5]).all() and np.isfinite(np.delete(proba, 5, axis=0)).all()
