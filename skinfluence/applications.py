@@ -268,9 +268,13 @@ def training_set_attack(
     ex = as_explanation(fitted)
     if schedule is DEFAULT_SCHEDULE:  # fewer than 10 training rows: the ranks there are
         schedule = [[r for r in ranks if r < ex.n_train_] for ranks in schedule]
-    outside = [r for ranks in schedule for r in np.atleast_1d(ranks)
-               if isinstance(r, bool) or not isinstance(r, (int, np.integer))
-               or not 0 <= r < ex.n_train_]
+    ranks_given = [r for ranks in schedule for r in np.atleast_1d(ranks)]
+    not_integer = [r for r in ranks_given
+                   if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer))]
+    if not_integer:
+        raise ValueError(f"schedule ranks are integers 0 .. {ex.n_train_ - 1}; got "
+                         f"{not_integer[0]!r}.")
+    outside = [r for r in ranks_given if not 0 <= r < ex.n_train_]
     if outside:
         shown = [r.item() if hasattr(r, "item") else r for r in outside[:3]]
         raise ValueError(

@@ -370,6 +370,10 @@ def cross_val_outputs(est, cv=None, *, groups=None, newton_steps=1):
     folds = [fold for _, fold in pairs]
     for j, (train, fold) in enumerate(pairs):
         for name, idx in (("test", fold), ("training", train)):
+            if idx.dtype == bool:
+                raise ValueError(
+                    f"Fold {j}'s {name} rows are a boolean mask; pass positions, e.g. "
+                    "np.flatnonzero(mask), as cross_val_predict takes them.")
             integer = idx.dtype.kind in "iu"
             bad = idx[(idx < 0) | (idx >= n)] if integer else idx
             if bad.size:

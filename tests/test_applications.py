@@ -339,6 +339,9 @@ def test_training_set_attack_refuses_what_it_cannot_flip(cancer):
     # refits that moved nothing came back as an empty attack); 8 rows take the default
     with pytest.raises(ValueError, match=r"ranks \[150\] outside 0 \.\. 149"):
         training_set_attack(clf, Xt[right], yt[right], schedule=[[0], [150]])
+    for bad in (0.0, True):
+        with pytest.raises(ValueError, match="schedule ranks are integers 0 .. 149; got"):
+            training_set_attack(clf, Xt[right], yt[right], schedule=[[bad]])
     tiny = InfluenceLogisticRegression(C=0.1).fit(X[:8], np.r_[0, 1] .repeat(4))
     ok = np.flatnonzero(tiny.predict(Xt) == yt)[:1]
     assert training_set_attack(tiny, Xt[ok], yt[ok], max_steps=2) is not None

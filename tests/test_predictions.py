@@ -405,6 +405,10 @@ def test_folds_of_explained_classifiers_are_stratified_and_training_sets_checked
     _ = clf.approx_cross_val_predict("predict_proba", halves, newton_steps="auto")  # accepted
     with pytest.raises(ValueError, match="Fold 0 trains on 10 rows, not on the 15"):
         clf.approx_cross_val_predict("predict_proba", [(idx[20:], idx[:15]), halves[1]])
+    mask = np.zeros(30, bool)
+    mask[idx[:15]] = True
+    with pytest.raises(ValueError, match="boolean mask; pass positions"):
+        clf.approx_cross_val_predict("predict_proba", [(~mask, mask), (mask, ~mask)])
     with pytest.raises(ValueError, match=r"Fold 1's test rows .* 0 \.\. 29 .*\[30, 31"):
         clf.approx_cross_val_predict("predict_proba", [halves[0], (idx[:15], np.arange(15, 35))])
 
