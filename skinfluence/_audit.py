@@ -251,7 +251,7 @@ def _decode(data, path):
     except UnicodeDecodeError as exc:
         first = exc.start
     lenient = data.decode("utf-8-sig", errors="replace")
-    if any(ord(c) > 127 and c != "\ufffd" for c in lenient):
+    if re.search("[^\x00-\x7f\ufffd]", lenient):
         # UTF-8 text (its accents decode) with a few stray bytes of another encoding:
         # read as cp1252 those bytes only, not the whole file (every accent garbled)
         row = data[:first].count(b"\n")  # 0: the header, 1: the first data row
