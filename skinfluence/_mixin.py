@@ -75,6 +75,7 @@ from .solvers import (
     ConjugateGradient,
     Direct,
     DirectSolver,
+    _lanczos_bounds,
     factoring_pays,
     resolve_solver,
 )
@@ -429,17 +430,22 @@ def check_answer_size(shape, what):
 DAMPING_SHARE_WARN = 0.01
 
 
-def _check_damping_share(solver, damping, P):
+def _check_damping_share(solver, damping, P, op=None):
     """Warn when ``damping`` makes up a material share of H's smallest curvature.
 
     ``lambda_min(H + damping I)`` from a few inverse power iterations on the
-    factor already computed (``P^2`` each).
+    factor already computed (``P^2`` each); without a factor (CG, LiSSA), from
+    Lanczos on the products (``op``), whose smallest Ritz value lies above it, so
+    that the share is never overstated.
     """
-    v = np.random.default_rng(0).standard_normal(P)
-    for _ in range(30):
-        w = solver.solve(v / np.linalg.norm(v))
-        v = w
-    lam_min = 1.0 / np.linalg.norm(solver.solve(v / np.linalg.norm(v)))
+    if isinstance(solver, DirectSolver):
+        v = np.random.default_rng(0).standard_normal(P)
+        for _ in range(30):
+            w = solver.solve(v / np.linalg.norm(v))
+            v = w
+        lam_min = 1.0 / np.linalg.norm(solver.solve(v / np.linalg.norm(v)))
+    else:
+        lam_min = _lanczos_bounds(op.matvec, P)[0]
     share = damping / lam_min
     if share > DAMPING_SHARE_WARN:
         warnings.warn(
@@ -579,8 +585,8 @@ class _InfluenceState(ParameterLayout):
         spec = getattr(est, "influence_solver", "auto")
         self.auto_solver = isinstance(spec, str) and spec == "auto"
         self.solver = resolve_solver(spec, self.P).build(self.op)
-        if damping > 0 and isinstance(self.solver, DirectSolver):
-            _check_damping_share(self.solver, damping, self.P)
+        if damping > 0:
+            _check_damping_share(self.solver, damping, self.P, self.op)
         self.grad = objective_gradient(
             self.Phi, self.G, s, n, self.intercept, pen, Theta
         ).ravel()
@@ -808,6 +814,7 @@ class InfluenceMixin:
         if sample_weight is None:
             sample_weight = self._fit_sample_weight
         refit = clone(self)
+        self._keep_fitted_map(refit)
         if "warm_start" in refit.get_params():
             refit.set_params(warm_start=True)
             refit.coef_ = self.coef_.copy()
@@ -820,6 +827,10 @@ class InfluenceMixin:
             # table it was first fitted on, as the original does
             refit.feature_names_in_ = names
         return refit
+
+    def _keep_fitted_map(self, refit):
+        """Hand the fitted feature map to ``refit`` (an unfitted clone) when its fit
+        would draw another one; nothing to hand over here."""
 
     def _stationarity_advice(self):
         """What to do when the fit is not stationary (one sentence or two)."""

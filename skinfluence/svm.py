@@ -376,7 +376,17 @@ class RBFSmoothHingeSVC(_BaseSmoothHingeSVC):
         self.influence_solver = influence_solver
         self.damping = damping
 
+    def _keep_fitted_map(self, refit):
+        # a refit is "the same model without these rows": the feature map stays as
+        # fitted (with random_state=None a refit drew other landmarks / frequencies,
+        # and a refit with no row removed moved decision values by up to 1.8)
+        refit._fitted_map = (self.feature_map_, self.gamma_)
+
     def _make_features(self, X):
+        kept = self.__dict__.pop("_fitted_map", None)
+        if kept is not None:
+            self.gamma_ = kept[1]
+            return kept[0]
         self.gamma_ = resolve_gamma(self.gamma, X)
         Xd = X.toarray() if hasattr(X, "toarray") else X
         if self.kernel_approximation == "exact":
