@@ -662,6 +662,14 @@ def test_material_damping_is_reported(cancer):
         clf.set_params(damping=lam_min).self_influence()
     # damping / (lam_min + damping) = 50%, from a few inverse power iterations
     assert re.search(r"is (4[5-9]|5[0-5])% of", str(record[0].message))
+    # without a factor, from Lanczos on the products (it said nothing for CG or LiSSA)
+    for solver in ("cg", "lissa"):
+        clf.set_params(influence_solver=solver, damping=1e-4 * lam_min)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DampingWarning)
+            clf.influence_on_loss(Xt[:2], yt[:2])
+        with pytest.warns(DampingWarning, match=r"is (4[5-9]|50)% of the smallest"):
+            clf.set_params(damping=lam_min).influence_on_loss(Xt[:2], yt[:2])
 
 
 @pytest.mark.parametrize("loss_name", ["log", "ovr", "softmax", "hinge", "squared", "signed"])
