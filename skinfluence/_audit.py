@@ -752,10 +752,11 @@ def _weights(col, name, rows):
     return values
 
 
-def _fit(X, y, task, model, weights=None, dates=()):
+def _fit(X, y, task, model, weights=None, dates=(), rank="self-influence"):
     """``(self_influence, predicted, Cook's distance or None, warning lines)``; fit errors
-    become an AuditError."""
-    cooks = None
+    become an AuditError, and so does a Cook's distance that is not defined when it
+    ranks (else its column is left out, with a line saying why)."""
+    cooks, why_no_cooks = None, None
     flags = [c for c in X.columns if X[c].dtype == bool]
     if flags:  # True/False columns are numbers 1/0 to the model (the imputer refuses bool)
         X = X.astype({c: np.int64 for c in flags})
@@ -771,17 +772,25 @@ def _fit(X, y, task, model, weights=None, dates=()):
             pipe.fit(X, y, **fit_params)
             exp = explain(pipe)
             si = np.asarray(exp.self_influence())
-            if task == "regression":
-                cooks = np.asarray(exp.cooks_distance())
             predicted = pipe.predict(X)
         except Exception as exc:
             raise AuditError(f"the model could not be fitted: {type(exc).__name__}: "
                              f"{_one_line(exc)}") from exc
+        if task == "regression":
+            try:
+                cooks = np.asarray(exp.cooks_distance())
+            except ValueError as exc:  # too few rows, or an exact fit: no dispersion
+                if rank == "cooks":
+                    raise AuditError(f"Cook's distance is not defined here: "
+                                     f"{_one_line(exc)}") from exc
+                why_no_cooks = f"note: no Cook's distance column: {_one_line(exc)}"
     if not np.isfinite(si).all():
         raise AuditError("the self-influence is not finite (the fit failed numerically); "
                          "check the data for extreme values")
     lines = dict.fromkeys(f"warning: {w.category.__name__}: {_one_line(w.message)}"
                           for w in caught)
+    if why_no_cooks:
+        lines[why_no_cooks] = None
     return si, predicted, cooks, list(lines)
 
 
@@ -915,13 +924,18 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
         y = y.map(lambda v: repr(float(v)))  # classes named by the shortest exact text
     task, model = _resolve_model(task, model)
     if task == "regression":
-        _check_domain(y, target, model, rows)
+        _check_domain(y, target, model, rows)  # the family's own words first (all zero)
+        if y.nunique() < 2:
+            raise AuditError(f"target column {target!r} holds a single value "
+                             f"({getattr(y.iloc[0], 'item', lambda: y.iloc[0])()!r}): every "
+                             "fit reproduces it, so no row stands out; an audit needs a "
+                             "target that varies")
     rank = rank or ("cooks" if task == "regression" else "self-influence")
     if rank == "cooks" and task != "regression":
         raise AuditError("--rank cooks is a regression diagnostic; rank a classification "
                          "by self-influence")
 
-    si, predicted, cooks, warned = _fit(X, y, task, model, w, dates)
+    si, predicted, cooks, warned = _fit(X, y, task, model, w, dates, rank)
     ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank)
     if output:
         try:

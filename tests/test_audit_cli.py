@@ -323,6 +323,8 @@ BAD = [
     ("regress-text", "a,b\n1,x\n3,y\n", ["--target", "b", "--task", "regression"],
      ["not numeric"]),
     ("single-class", "a,b\n1,0\n3,0\n", ["--target", "b"], ["single class"]),
+    ("constant-amount", "a,b\n1,3.5\n3,3.5\n4,3.5\n", ["--target", "b", "--model", "ridge"],
+     ["single value (3.5)", "target that varies"]),
     ("fractional-classes", "a,b\n1,1.5\n3,2.5\n4,1.5\n", ["--target", "b"],
      ["2 distinct numbers with fractions (1.5, 2.5)", "--task regression", "--task class"]),
     ("directory", "dir", ["--target", "y"], ["is a directory"]),
@@ -667,3 +669,22 @@ def test_whole_numbers_beyond_64_bits_are_numbers_with_a_note(tmp_path, capsys):
     path.write_text("\n".join(lines) + "\n")
     assert _run(path, "--target", "y") == 0
     assert "beyond 64 bits" not in capsys.readouterr().out
+
+
+def test_cooks_distance_without_enough_rows_is_said_not_a_fit_failure(tmp_path, capsys):
+    """8 rows, 10 parameters: the fit is fine, only the dispersion has no degrees of
+    freedom. Ranked by Cook's distance: one line saying so (it said "the model could
+    not be fitted: ValueError"); ranked by self-influence: the column is left out."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=8), "r": list("abcdefgh"),
+                       "amount": rng.gamma(2.0, 2.0, 8)})
+    path = tmp_path / "tiny.csv"
+    df.to_csv(path, index=False)
+    assert _run(path, "--target", "amount", "--model", "gamma") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skinfluence audit: error: Cook's distance is not defined here: ")
+    assert "n - P = -2" in err and "could not be fitted" not in err
+    assert _run(path, "--target", "amount", "--model", "gamma", "--rank", "self-influence",
+                "--output", tmp_path / "r.csv") == 0
+    assert "note: no Cook's distance column" in capsys.readouterr().out
+    assert "cooks_distance" not in pd.read_csv(tmp_path / "r.csv").columns

@@ -169,6 +169,26 @@ def test_ols_cooks_distance_matches_statsmodels():
                                rtol=1e-7, atol=1e-12)
 
 
+def test_cooks_distance_of_several_targets_weighs_each_on_its_own_scale():
+    """Each least-squares target has its own dispersion (on n - P/K degrees of freedom):
+    a duplicated target, or one in other units, leaves D as statsmodels gives it for
+    one (it was 0.438 of it, pooled on n - P); a constant target is refused (NaN)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from skinfluence import InfluenceRidge
+
+    X, y, _ = _data("normal", n=100, d=10)
+    ols = sm.OLS(y, sm.add_constant(X)).fit().get_influence().cooks_distance[0]
+    for Y in (np.c_[y, y], np.c_[y, 100.0 * y + 3.0]):
+        np.testing.assert_allclose(InfluenceRidge(alpha=0).fit(X, Y).cooks_distance(), ols,
+                                   rtol=1e-8)
+    # 18 rows, 11 parameters per target: 7 degrees of freedom each (refused as -4)
+    assert np.isfinite(InfluenceRidge(alpha=0).fit(X[:18], np.c_[y, y][:18])
+                       .cooks_distance()).all()
+    for est in (InfluenceRidge(), InfluenceGammaRegressor(**NEWTON)):
+        with pytest.raises(ValueError, match="reproduces every target.*constant"):
+            est.fit(X, np.full(len(y), 3.0)).cooks_distance()
+
+
 def test_newton_removal_tracks_penalised_poisson_refits():
     X, y, _ = _data("poisson", n=300, d=5, seed=2)
     kw = dict(alpha=0.05, **NEWTON)
