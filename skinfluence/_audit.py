@@ -803,12 +803,15 @@ def _fresh(name, taken):
 
 
 def _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks=None,
-             rank="self-influence"):
+             rank="self-influence", weights=None):
     """Rows sorted by self-influence ascending (most negative, most suspicious, first),
-    or by Cook's distance descending."""
+    or by Cook's distance descending; the ``--weight`` column (a Series) after the
+    prediction, since a suspicious row's weight is part of what makes it so."""
     order = np.argsort(si if rank == "self-influence" else -cooks, kind="stable")
     ranking = X.iloc[order].reset_index(drop=True)
     taken = {*map(str, X.columns), str(target)}
+    if weights is not None:
+        taken.add(str(weights.name))
     front = {}
     if labels is not None:
         front[_fresh(str(label_name), taken)] = labels.to_numpy()[order]
@@ -818,6 +821,8 @@ def _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks=None,
         front[_fresh("cooks_distance", taken)] = cooks[order]
     front[target] = y.to_numpy()[order]
     front[_fresh("predicted", taken)] = np.asarray(predicted)[order]
+    if weights is not None:
+        front[weights.name] = weights.to_numpy()[order]
     for i, (name, values) in enumerate(front.items()):
         ranking.insert(i, name, values)
     return ranking
@@ -936,7 +941,8 @@ def audit(path, target, *, task="auto", model=None, top=10, output=None, drop=()
                          "by self-influence")
 
     si, predicted, cooks, warned = _fit(X, y, task, model, w, dates, rank)
-    ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank)
+    ranking = _ranking(X, y, target, rows, labels, label_name, si, predicted, cooks, rank,
+                       None if weight is None else df[weight])
     if output:
         try:
             ranking.to_csv(output, index=False)

@@ -624,6 +624,11 @@ def test_weight_column_is_a_sample_weight_not_a_feature(tmp_path, capsys):
     pipe.fit(X, df["frequency"], influencepoissonregressor__sample_weight=df["exposure"])
     cooks = pd.Series(explain(pipe).cooks_distance(), index=df["policy"])
     np.testing.assert_allclose(ranking["cooks_distance"], cooks[ranking.index], rtol=1e-6)
+    # the weight is shown with each row (a suspicious row's exposure is part of the story)
+    exposure = df.set_index("policy")["exposure"]
+    np.testing.assert_allclose(ranking["exposure"], exposure[ranking.index], rtol=1e-12)
+    columns = list(ranking.columns)
+    assert columns.index("exposure") == columns.index("predicted") + 1
 
 
 def test_fractional_numbers_as_classes_when_asked(tmp_path, capsys):
