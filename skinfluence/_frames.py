@@ -261,8 +261,8 @@ def check_same_labels(x_index, o_index, name, hint):
             f"{name}'s index holds the same labels as X's in another order; rows are matched "
             f"by position, so {hint}."
         )
-    differ = [(a, b) for a, b in zip(xs.tolist(), os_.tolist()) if a != b][:2]
-    shown = ", ".join(f"X row {a!r} with {name} row {b!r}" for a, b in differ)
+    differ = np.flatnonzero(xs != os_)[:2]  # elementwise over the labels, no row loop
+    shown = ", ".join(f"X row {xs[i]!r} with {name} row {os_[i]!r}" for i in differ)
     warnings.warn(
         f"{name}'s index does not match X's: rows are matched by position, pairing {shown}; "
         f"if that is not meant, {hint}.",
